@@ -1,0 +1,211 @@
+"""AdamW as one fused elementwise kernel per parameter (spec/adamw.md)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from fast import compile as kernels
+from fast.optimizer import FastOptimizer
+from fast.write import WriteMode, compute_dtype, new_param, store, write_mode
+from spec.hparams.adamw import CONSTRAINTS, GROUP
+from spec.hparams.common import RUNTIME
+
+ATAN2_SCALE = 4 / math.pi
+
+
+def make_adamw_kernel(
+    first_moment: bool,
+    nesterov: bool,
+    use_atan2: bool,
+    normed_momentum: bool,
+    decay: bool,
+    cautious_wd: bool,
+    mode: WriteMode,
+):
+    """The AdamW step for one flattened parameter, specialised on the static flags.
+
+    ``s`` holds [step_size, beta1, beta2, sqrt(bc2), eps, lr*wd, c] in the compute dtype,
+    where step_size already includes 1/bc1 (and 4/pi for atan2). Writes p, m, v in place.
+    """
+
+    def adamw_kernel(p, g, m, v, s, bits):
+        step_size, beta1, beta2, sqrt_bc2, eps, lr_wd, c = s.unbind(0)
+        G = g.to(s.dtype)
+        v_new = beta2 * v + (1 - beta2) * G * G
+        D = v_new.sqrt() / sqrt_bc2
+        if not use_atan2:
+            D = D + eps
+
+        def normalise(x):
+            return torch.atan2(x, D) if use_atan2 else x / D
+
+        x = normalise(G) if normed_momentum else G
+        if first_moment:
+            m_new = beta1 * m + (1 - beta1) * x
+            n = c * m_new + (1 - c) * x if nesterov else m_new
+            m.copy_(m_new)
+        else:
+            n = x
+        U = step_size * (n if normed_momentum else normalise(n))
+        v.copy_(v_new)
+        P = new_param(p.to(s.dtype), U, lr_wd, decay=decay, cautious=cautious_wd)
+        p.copy_(store(P, p.dtype, mode, bits))
+
+    return adamw_kernel
+
+
+class AdamW(FastOptimizer):
+    r"""AdamW with decoupled weight decay, as one fused (compiled) kernel per parameter.
+
+    Adam's moment estimates with bias correction and weight decay decoupled from the
+    gradient (Loshchilov & Hutter). Variants: scale-invariant eps, Nesterov look-ahead,
+    Adam-atan2, normalise-then-momentum, cautious weight decay. bfloat16 parameters are
+    updated in fp32 and written back with stochastic rounding.
+
+    Symbols: :math:`\eta` = ``lr``, :math:`(\beta_1, \beta_2)` = ``betas``,
+    :math:`\epsilon` = ``eps``, :math:`\lambda` = ``weight_decay``, :math:`c` =
+    ``nesterov_coef`` (default :math:`\beta_1`), :math:`t` = the parameter's step count.
+
+    Update rule (elementwise, for the default flags):
+
+    .. math::
+        v_t = \beta_2 v_{t-1} + (1-\beta_2) g^2,\quad m_t = \beta_1 m_{t-1} + (1-\beta_1) g
+
+        D_t = \sqrt{v_t}/\sqrt{1-\beta_2^t} + \epsilon,\quad
+        U_t = \frac{\eta}{1-\beta_1^t}\,\frac{m_t}{D_t}
+
+        p_t = p_{t-1} - \eta\lambda p_{t-1} - U_t
+
+    Nesterov uses :math:`n_t = c\,m_t + (1-c)g`; atan2 uses
+    :math:`U_t = \frac{4}{\pi}\frac{\eta}{1-\beta_1^t}\operatorname{atan2}(n_t, \sqrt{v_t/(1-\beta_2^t)})`;
+    normed momentum applies the EMA to :math:`\hat g = g/D_t`. The full, generated rule is
+    on the AdamW spec page.
+
+    Args:
+        params: parameters or param-group dicts (any group-level argument may be overridden).
+        lr: learning rate :math:`\eta`, >= 0. Default 1e-3.
+        betas: :math:`(\beta_1, \beta_2)`, each in [0, 1). ``betas[0] = 0`` drops the first
+            moment (no ``exp_avg`` state). Default (0.9, 0.999).
+        eps: denominator term, >= 0, or None for the scale-invariant 1/sqrt(numel(p)).
+            Ignored with ``use_atan2``. Default 1e-8.
+        weight_decay: decoupled decay :math:`\lambda`, >= 0. Default 0.
+        cautious_wd: decay only where the update and the weight agree in sign. Default False.
+        use_bias_correction: divide by :math:`1-\beta^t`. Default True.
+        nesterov: Nesterov look-ahead numerator. Needs ``betas[0] > 0``. Default False.
+        nesterov_coef: :math:`c` in [0, 1], or None for :math:`\beta_1`; only with
+            ``nesterov=True``. Default None.
+        use_atan2: Adam-atan2 direction (bounded, eps-free). Default False.
+        normed_momentum: EMA of the normalised gradient. Default False.
+        stochastic_rounding: write bf16 parameters with stochastic rounding. Default True.
+        seed: seed of this optimizer's generators (saved in ``state_dict()``). Default 0.
+        compiled_optimizer: run the step as a ``torch.compile``'d fused kernel; False runs
+            the same function eagerly (no compiler needed). Default True.
+
+    State per parameter: ``step`` (int), ``exp_avg`` (absent if ``betas[0] = 0``),
+    ``exp_avg_sq``; fp32 (fp64 for fp64 parameters) whatever the parameter dtype.
+
+    Example:
+        >>> import torch, fast
+        >>> model = torch.nn.Linear(4, 2)
+        >>> opt = fast.AdamW(model.parameters(), lr=1e-2, weight_decay=0.01,
+        ...                  compiled_optimizer=False)
+        >>> model(torch.randn(8, 4)).square().mean().backward()
+        >>> opt.step()
+        >>> opt.state[model.weight]["step"]
+        1
+
+    References:
+        Kingma & Ba, Adam (arXiv 1412.6980); Loshchilov & Hutter, Decoupled Weight Decay
+        (arXiv 1711.05101); Everett et al., Adam-atan2 (arXiv 2407.05872); adv_optm 2.5.16
+        ``AdamW_adv``; ``torch.optim.AdamW``.
+
+    Deviations:
+        From adv_optm 2.5.16: ``p.grad`` is never modified (adv writes the normalised gradient
+        into it with ``normed_momentum``); the stochastic-rounding generator belongs to the
+        optimizer, is seeded by ``seed`` and saved in the state_dict (adv uses a global
+        generator reset to 42 by every constructor); ``nesterov_coef`` without ``nesterov``,
+        and ``nesterov`` with ``betas[0] = 0``, raise instead of being ignored; states stay
+        fp32 for bf16/fp16 parameters (compressed states come with ``state_precision``).
+        ``compiled_optimizer`` defaults to True. From ``torch.optim.AdamW``: no amsgrad,
+        maximize, capturable or differentiable; complex parameters are rejected.
+    """
+
+    HYPERPARAMETERS = GROUP
+    RUNTIME = RUNTIME
+    CONSTRAINTS = CONSTRAINTS
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = GROUP["lr"].default,
+        betas: tuple[float, float] = GROUP["betas"].default,
+        eps: float | None = GROUP["eps"].default,
+        weight_decay: float = GROUP["weight_decay"].default,
+        cautious_wd: bool = GROUP["cautious_wd"].default,
+        use_bias_correction: bool = GROUP["use_bias_correction"].default,
+        nesterov: bool = GROUP["nesterov"].default,
+        nesterov_coef: float | None = GROUP["nesterov_coef"].default,
+        use_atan2: bool = GROUP["use_atan2"].default,
+        normed_momentum: bool = GROUP["normed_momentum"].default,
+        stochastic_rounding: bool = RUNTIME["stochastic_rounding"].default,
+        seed: int = RUNTIME["seed"].default,
+        compiled_optimizer: bool = RUNTIME["compiled_optimizer"].default,
+    ) -> None:
+        super().__init__(
+            params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+            cautious_wd=cautious_wd, use_bias_correction=use_bias_correction,
+            nesterov=nesterov, nesterov_coef=nesterov_coef, use_atan2=use_atan2,
+            normed_momentum=normed_momentum, stochastic_rounding=stochastic_rounding,
+            seed=seed, compiled_optimizer=compiled_optimizer,
+        )
+        self._scalars: dict[tuple, torch.Tensor] = {}
+
+    def _update(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict) -> None:
+        beta1, beta2 = group["betas"]
+        cdt = compute_dtype(p.dtype)
+        if not state:
+            state["step"] = 0
+            if beta1 > 0:
+                state["exp_avg"] = torch.zeros(p.shape, dtype=cdt, device=p.device)
+            state["exp_avg_sq"] = torch.zeros(p.shape, dtype=cdt, device=p.device)
+        state["step"] += 1
+        if p.numel() == 0:
+            return
+        mode = write_mode(p.dtype, self.stochastic_rounding)
+        fn = kernels.kernel(
+            make_adamw_kernel,
+            (
+                "exp_avg" in state, group["nesterov"], group["use_atan2"],
+                group["normed_momentum"], group["weight_decay"] > 0, group["cautious_wd"], mode,
+            ),
+            self.compiled_optimizer,
+        )
+        m = state.get("exp_avg")
+        flat = p.view(-1) if p.is_contiguous() else p.contiguous().view(-1)
+        bits = self.rounding_bits(p) if mode is WriteMode.STOCHASTIC else None
+        fn(
+            flat, grad.reshape(-1), None if m is None else m.view(-1),
+            state["exp_avg_sq"].view(-1), self._step_scalars(group, state["step"], p, cdt), bits,
+        )
+        if flat.data_ptr() != p.data_ptr():
+            p.copy_(flat.view_as(p))
+
+    def _step_scalars(self, group: dict[str, Any], t: int, p: torch.Tensor, cdt: torch.dtype) -> torch.Tensor:
+        beta1, beta2 = group["betas"]
+        lr = group["lr"]
+        bc1, bc2 = (1 - beta1**t, 1 - beta2**t) if group["use_bias_correction"] else (1.0, 1.0)
+        eps = 1 / math.sqrt(p.numel()) if group["eps"] is None else group["eps"]
+        c = beta1 if group["nesterov_coef"] is None else group["nesterov_coef"]
+        scale = ATAN2_SCALE if group["use_atan2"] else 1.0
+        values = (scale * lr / bc1, beta1, beta2, math.sqrt(bc2), eps, lr * group["weight_decay"], c)
+        key = (values, p.device, cdt)
+        s = self._scalars.get(key)
+        if s is None:
+            if len(self._scalars) > 256:
+                self._scalars.clear()
+            s = self._scalars[key] = torch.tensor(values, dtype=cdt, device=p.device)
+        return s

@@ -1,0 +1,59 @@
+"""Weight decay and the parameter write, shared by every optimizer (spec/weight_decay.md).
+
+These run inside the fused kernels, on the fp32 (or fp64) working copy.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import torch
+
+from fast.rounding import stochastic_round_bf16
+
+
+class WriteMode(str, Enum):
+    """How the working copy becomes the stored parameter."""
+
+    EXACT = "exact"  # the parameter dtype is the compute dtype
+    STOCHASTIC = "stochastic"  # bf16, stochastic rounding with injected bits
+    NEAREST = "nearest"  # bf16 / fp16, round-to-nearest-even
+
+
+def decayed(
+    P: torch.Tensor, U: torch.Tensor, lr_wd: torch.Tensor, *, cautious: bool
+) -> torch.Tensor:
+    """``P - lr*wd*P``; cautious: only where ``U*P >= 0`` (zeros agree), not renormalised."""
+    decay = lr_wd * P
+    if cautious:
+        decay = torch.where(U * P >= 0, decay, torch.zeros_like(decay))
+    return P - decay
+
+
+def new_param(
+    P: torch.Tensor, U: torch.Tensor, lr_wd: torch.Tensor, *, decay: bool, cautious: bool
+) -> torch.Tensor:
+    if decay:
+        P = decayed(P, U, lr_wd, cautious=cautious)
+    return P - U
+
+
+def store(P: torch.Tensor, dtype: torch.dtype, mode: WriteMode, bits: torch.Tensor | None) -> torch.Tensor:
+    if mode is WriteMode.STOCHASTIC:
+        return stochastic_round_bf16(P, bits)
+    return P.to(dtype)
+
+
+def write_mode(dtype: torch.dtype, stochastic_rounding: bool) -> WriteMode:
+    if dtype in (torch.float32, torch.float64):
+        return WriteMode.EXACT
+    if dtype == torch.bfloat16 and stochastic_rounding:
+        return WriteMode.STOCHASTIC
+    if dtype in (torch.bfloat16, torch.float16):
+        return WriteMode.NEAREST
+    raise TypeError(f"Unsupported parameter dtype {dtype}: expected float32, float64, bfloat16 or float16")
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """All update math runs in at least fp32; fp64 parameters keep fp64."""
+    return torch.float64 if dtype == torch.float64 else torch.float32

@@ -1,0 +1,102 @@
+"""AdamW in float64 NumPy, written to read like spec/adamw.md."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from reference.optimizer import ReferenceOptimizer
+from reference.weight_decay import apply_update
+from spec.hparams.adamw import ALL, CONSTRAINTS
+
+ATAN2_SCALE = 4 / math.pi
+
+
+def resolved_eps(eps: float | None, numel: int) -> float:
+    """``eps=None`` is the scale-invariant eps 1/sqrt(numel)."""
+    return 1.0 / math.sqrt(numel) if eps is None else eps
+
+
+def adamw_quantities(
+    p: np.ndarray, g: np.ndarray, m: np.ndarray | None, v: np.ndarray, t: int, h: Mapping[str, Any]
+) -> dict[str, np.ndarray]:
+    """Every intermediate of one AdamW step (the keys of ``spec.adamw.rule``).
+
+    ``m is None`` when betas[0] = 0 (no first moment). ``t`` is the 1-based step.
+    """
+    beta1, beta2 = h["betas"]
+    lr = h["lr"]
+    if h["use_bias_correction"]:
+        bc1, bc2 = 1.0 - beta1**t, 1.0 - beta2**t
+    else:
+        bc1, bc2 = 1.0, 1.0
+    out: dict[str, Any] = {"bc1": bc1, "bc2": bc2}
+
+    v_new = beta2 * v + (1.0 - beta2) * g * g
+    out["v"] = v_new
+    if h["use_atan2"]:
+        D = np.sqrt(v_new) / math.sqrt(bc2)
+        scale = ATAN2_SCALE
+
+        def normalise(x: np.ndarray) -> np.ndarray:
+            return np.arctan2(x, D)
+    else:
+        D = np.sqrt(v_new) / math.sqrt(bc2) + resolved_eps(h["eps"], p.size)
+        scale = 1.0
+
+        def normalise(x: np.ndarray) -> np.ndarray:
+            return x / D
+    out["D"] = D
+
+    c = beta1 if h["nesterov_coef"] is None else h["nesterov_coef"]
+    x = normalise(g) if h["normed_momentum"] else g
+    if h["normed_momentum"]:
+        out["g_hat"] = x
+    if m is not None:
+        m_new = beta1 * m + (1.0 - beta1) * x
+        out["m"] = m_new
+        n = c * m_new + (1.0 - c) * x if h["nesterov"] else m_new
+    else:
+        n = x
+    out["n"] = n
+    direction = n if h["normed_momentum"] else normalise(n)
+    U = scale * (lr / bc1) * direction
+    out["U"] = U
+    out["p"] = apply_update(p, U, dict(h))
+    return out
+
+
+class AdamW(ReferenceOptimizer):
+    """Float64 AdamW (decoupled weight decay), literal to spec/adamw.md.
+
+    State per parameter: ``step`` (int), ``exp_avg`` (absent when betas[0] = 0),
+    ``exp_avg_sq``.
+
+    Example:
+        >>> import numpy as np
+        >>> opt = AdamW([np.ones(3)], lr=0.1, weight_decay=0.01)
+        >>> opt.step([np.array([1.0, -1.0, 0.0])])
+        >>> opt.params[0].round(4).tolist()
+        [0.899, 1.099, 0.999]
+    """
+
+    HYPERPARAMETERS = ALL
+    CONSTRAINTS = CONSTRAINTS
+
+    def update(
+        self, p: np.ndarray, g: np.ndarray, state: dict[str, Any], hyper: Mapping[str, Any]
+    ) -> np.ndarray:
+        if not state:
+            state["step"] = 0
+            if hyper["betas"][0] > 0:
+                state["exp_avg"] = np.zeros_like(p)
+            state["exp_avg_sq"] = np.zeros_like(p)
+        state["step"] += 1
+        q = adamw_quantities(p, g, state.get("exp_avg"), state["exp_avg_sq"], state["step"], hyper)
+        if "exp_avg" in state:
+            state["exp_avg"] = q["m"]
+        state["exp_avg_sq"] = q["v"]
+        return q["p"]

@@ -1,0 +1,21 @@
+"""Decoupled (optionally cautious) weight decay, literally (spec/weight_decay.md)."""
+
+import numpy as np
+
+
+def decoupled_weight_decay(
+    P: np.ndarray, U: np.ndarray, *, lr: float, weight_decay: float, cautious: bool
+) -> np.ndarray:
+    """``P - lr*wd*P``; cautious: only where ``U*P >= 0`` (zeros agree), not renormalised."""
+    decay = lr * weight_decay * P
+    if cautious:
+        decay = np.where(U * P >= 0, decay, 0.0)
+    return P - decay
+
+
+def apply_update(P: np.ndarray, U: np.ndarray, hyper: dict) -> np.ndarray:
+    """Weight decay, then subtract the update (which already holds the learning rate)."""
+    P = decoupled_weight_decay(
+        P, U, lr=hyper["lr"], weight_decay=hyper["weight_decay"], cautious=hyper["cautious_wd"]
+    )
+    return P - U
