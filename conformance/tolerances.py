@@ -12,7 +12,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Tolerance:
     """|actual - expected| <= atol + rtol*|expected| elementwise, except for at most
-    ``max_error_rate`` of the elements (0: none)."""
+    ``ceil(max_error_rate * numel)`` elements of one comparison (0: none)."""
 
     rtol: float
     atol: float
@@ -30,32 +30,34 @@ TOLERANCES: dict[str, Tolerance] = {
         "formula; only operation order differs (a few float64 ulps, ~1e-15 relative).",
     ),
     "adamw.fp64.step": Tolerance(
-        1e-10, 1e-13,
+        1e-12, 1e-14,
         "fast with float64 parameters runs the kernel in float64; after one re-synced step the "
         "difference is float64 rounding of ~15 operations, each <= 2^-53 relative (~1e-15), "
-        "amplified at most ~1e3x where D is near eps. 1e-10 leaves margin and still fails for any "
+        "amplified at most ~1e2x where D is near eps. 1e-12 leaves margin and still fails for any "
         "formula change (the smallest mutant moves values by >1e-4 relative).",
     ),
     "adamw.fp32.step": Tolerance(
-        8 * 1.3e-6, 1e-7,
-        "fp32 kernel vs float64 reference, one re-synced step. The chain (EMA, sqrt, divide, "
-        "multiply, decay, subtract) has ~12 roundings of <= 2^-24 each; PyTorch's optimizer tests "
-        "use (1.3e-6, 1e-5) per fp32 step and ~5x for fused chains. Measured max |rel| ~3e-7 on the "
-        "parameters, larger only for the update-sized state m/D near sign cancellation, which the "
-        "atol covers relative to the O(1e-1) state magnitudes of the test inputs.",
+        2e-6, 1e-7,
+        "fp32 kernel vs float64 reference, one re-synced step. ~12 roundings of <= 2^-24 each "
+        "(EMA, square, sqrt, divide, multiply, decay, subtract) bound the relative error near "
+        "7e-7; measured max over all samples and dtypes: 6.9e-8 on parameters, 5.4e-7 on states. "
+        "PyTorch's own fp32 optimizer tests use 1.3e-6. atol covers states that cancel to ~0 "
+        "(exact-zero gradient coordinates) against O(0.1..10) magnitudes.",
     ),
     "adamw.fp32.drift": Tolerance(
-        1e-4, 1e-6,
-        "fp32 vs float64 over 25 steps without re-sync: per-step relative error ~1e-6 on the "
-        "update (U ~ lr) accumulates roughly linearly; 25 steps x lr=1e-2 x 1e-6 bounds the "
-        "parameter drift by ~3e-7 absolute; 1e-4 relative on O(1) parameters is a loose bound "
-        "that still fails for a one-step bias-correction offset (~1e-2 relative at t=1).",
+        1e-5, 1e-6,
+        "fp32 vs float64 over 25 steps without re-sync. Per-step errors of <= 7e-7 relative on "
+        "the states and on U (~lr) accumulate about linearly; measured after 25 steps: 6.3e-7 "
+        "relative on states, parameters within atol. A one-step bias-correction offset moves "
+        "parameters by ~lr, i.e. >1e-3 relative, far outside.",
     ),
     "adamw.compiled_vs_eager": Tolerance(
-        4 * FP32_ULP, 0.0,
-        "the same kernel compiled by inductor vs eager: inductor may contract a*b+c into FMA and "
-        "reorder commutative scalar products; each can change a result by <= 1 ulp and the chain "
-        "has at most 4 such sites on the way to p, m and v.",
+        4e-6, 2e-7,
+        "the same kernel compiled by inductor vs run eagerly, 3 steps of the 'everything' sample "
+        "without re-sync: inductor contracts a*b+c into FMAs and reorders scalar products, so "
+        "each run is its own fp32 rounding of the exact step; both lie within adamw.fp32.step of "
+        "the float64 reference, hence within twice it of each other. Measured: 1.2e-6 relative "
+        "on an EMA state that cancels to 0.036 (about 10 ulps of the result, 1 ulp of the terms).",
     ),
     "adamw.bf16_sr.param": Tolerance(
         0.0, 0.0,
@@ -71,11 +73,35 @@ TOLERANCES: dict[str, Tolerance] = {
         "the elements allowed by adamw.bf16_sr.param may differ by exactly one bf16 neighbour: "
         "2^-7 relative.",
     ),
-    "sr.training": Tolerance(
+    "adamw.fp16.param": Tolerance(
         0.0, 0.0,
-        "not a comparison: the bf16 training test asserts round-to-nearest stalls (final loss "
-        "above the fp32 run's by > 50% of the achieved drop) while stochastic rounding tracks "
-        "fp32 within 10% of that drop; both thresholds are about 10 sigma from the measured runs.",
+        "float16 parameters are written round-to-nearest from the fp32 working value; the "
+        "reference rounds its float64 value cast to fp32. A few fp32 ulps apart, they round to "
+        "different fp16 neighbours with probability ~ (few)/2^13 ~ 5e-4 per element. Allowed: "
+        "1e-2 of elements (ceil), each at most one fp16 ulp.",
+        max_error_rate=1e-2,
+    ),
+    "adamw.fp16.one_ulp": Tolerance(
+        2.0**-10, 6e-8,
+        "one fp16 ulp: 2^-10 relative; atol one fp16 subnormal step (5.96e-8) for values near 0.",
+    ),
+    "adamw.torch_oracle": Tolerance(
+        1e-12, 1e-14,
+        "reference.AdamW vs torch.optim.AdamW, both float64, 10 steps without re-sync: the same "
+        "formula in a different operation order; float64 rounding (~1e-16 per op) accumulated "
+        "over 10 steps stays below 1e-14 relative.",
+    ),
+    "sr.training.sr_gap": Tolerance(
+        0.1, 0.0,
+        "bf16 + stochastic rounding must reach a loss drop within rtol=10% of the fp32 run's drop "
+        "(measured: within 1%). Derived: the SR error per coordinate is zero-mean with std "
+        "~ ulp*sqrt(f(1-f)/N); over the test's 400 steps it is < 2% of the drop.",
+    ),
+    "sr.training.rne_progress": Tolerance(
+        0.5, 0.0,
+        "bf16 with round-to-nearest must achieve less than rtol=50% of the fp32 run's loss drop: "
+        "every update (~lr=1e-4) is below half a bf16 ulp of the weights (~2e-3), so RNE "
+        "discards it (measured: 0% progress).",
     ),
 }
 

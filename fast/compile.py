@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import Any
 
+import types
+
 import torch
 
 _CACHE: dict[Hashable, Callable[..., Any]] = {}
@@ -22,6 +24,17 @@ def kernel(make: Callable[..., Callable[..., Any]], flags: tuple, compiled: bool
     if fn is None:
         fn = make(*flags)
         if compiled:
-            fn = torch.compile(fn, dynamic=True, fullgraph=True)
+            fn = torch.compile(_own_code(fn, len(_CACHE)), dynamic=True, fullgraph=True)
         _CACHE[key] = fn
     return fn
+
+
+def _own_code(fn: types.FunctionType, serial: int) -> types.FunctionType:
+    """A copy of ``fn`` with a code object of its own.
+
+    Dynamo keeps its guards and recompile budget per code object; every closure made by one
+    factory shares the factory's inner code object, so without this the variants would evict
+    each other and exhaust the recompile limit.
+    """
+    code = fn.__code__.replace(co_name=f"{fn.__code__.co_name}_{serial}")
+    return types.FunctionType(code, fn.__globals__, code.co_name, fn.__defaults__, fn.__closure__)

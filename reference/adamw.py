@@ -97,6 +97,6 @@ class AdamW(ReferenceOptimizer):
         state["step"] += 1
         q = adamw_quantities(p, g, state.get("exp_avg"), state["exp_avg_sq"], state["step"], hyper)
         if "exp_avg" in state:
-            state["exp_avg"] = q["m"]
-        state["exp_avg_sq"] = q["v"]
+            state["exp_avg"] = np.asarray(q["m"])
+        state["exp_avg_sq"] = np.asarray(q["v"])
         return q["p"]

@@ -81,7 +81,7 @@ class ReferenceOptimizer:
                 bits = None if rounding_bits is None else rounding_bits[i]
                 if stochastic and bits is None:
                     bits = self._rng.integers(0, 2**16, size=P.shape)
-                self.params[i] = write(P, dtype, stochastic=stochastic, bits=bits)
+                self.params[i] = np.asarray(write(np.asarray(P), dtype, stochastic=stochastic, bits=bits))
 
     def update(
         self, p: np.ndarray, g: np.ndarray, state: dict[str, Any], hyper: Mapping[str, Any]

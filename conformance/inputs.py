@@ -1,0 +1,76 @@
+"""The parameters and gradients every conformance run uses.
+
+Two param groups; shapes cover a 1-D bias, a 2-D matrix, an odd-rank conv-like tensor, a
+prime numel, a non-contiguous view, a 0-d tensor, an empty tensor and a frozen parameter.
+Gradients are seeded; one parameter has no gradient on one step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+TORCH_DTYPES = {
+    "float64": torch.float64,
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
+
+
+@dataclass(frozen=True)
+class Slot:
+    shape: tuple[int, ...]
+    group: int
+    transposed: bool = False  # stored as the transpose of a contiguous tensor
+    frozen: bool = False  # never receives a gradient
+
+
+SLOTS = (
+    Slot((8,), 0),
+    Slot((6, 5), 0),
+    Slot((3, 5, 7), 0),
+    Slot((6, 5), 0, transposed=True),
+    Slot((17,), 1),
+    Slot((), 1),
+    Slot((0, 4), 1),
+    Slot((4,), 1, frozen=True),
+)
+NONE_GRAD_AT = (2, 1)  # (step index, slot index): that parameter gets no gradient then
+
+
+def initial_values(seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.normal(0.0, 1.0, size=s.shape) for s in SLOTS]
+
+
+def make_params(values: list[np.ndarray], dtype: str, device: str = "cpu") -> list[torch.Tensor]:
+    """Leaf tensors of ``dtype`` holding ``values`` (rounded to the dtype)."""
+    out = []
+    for slot, value in zip(SLOTS, values):
+        t = torch.tensor(value, dtype=TORCH_DTYPES[dtype], device=device)
+        if slot.transposed:
+            t = t.t().contiguous().t()  # same values, non-contiguous strides
+        t.requires_grad_(not slot.frozen)
+        out.append(t)
+    return out
+
+
+def grads_for_step(step: int, seed: int) -> list[np.ndarray | None]:
+    """Gradients of mixed sign and scale (some coordinates exactly 0) for one step."""
+    rng = np.random.default_rng([seed, step])
+    grads: list[np.ndarray | None] = []
+    for i, slot in enumerate(SLOTS):
+        if slot.frozen or (step, i) == NONE_GRAD_AT:
+            grads.append(None)
+            continue
+        g = rng.normal(0.0, 1.0, size=slot.shape) * rng.choice([1e-3, 0.1, 1.0, 10.0])
+        g = np.where(rng.random(slot.shape) < 0.05, 0.0, g)
+        grads.append(np.asarray(g))
+    return grads
+
+
+def group_split(params: list) -> list[list]:
+    return [[p for p, s in zip(params, SLOTS) if s.group == k] for k in (0, 1)]

@@ -1,0 +1,280 @@
+"""Assemble the documentation source in docs/generated/ (mkdocs's docs_dir).
+
+Run from anywhere: ``python docs/generate.py``. The folder is deleted and rebuilt every
+time, so a page can never be stale. What it contains:
+
+- ``index.md`` and ``javascripts/``: hand-written, copied from docs/;
+- ``spec/<page>.md``: every spec/*.md with its ``<!-- generated: KIND NAME -->`` markers
+  replaced by formulas and tables computed from ``spec`` (sympy rules, hyperparameters);
+- ``api.md``: mkdocstrings directives for each registered optimizer class;
+- ``tolerances.md``: the conformance tolerance table;
+- ``results/``: benchmark and demo results, when they have been produced;
+- ``assets/mathjax/``: MathJax copied from an installed PyPI package (no CDN at view time);
+- ``_nav.yml``: the navigation, inherited by mkdocs.yml, so pages come from the registry.
+
+Adding an optimizer = one ``Optimizer(...)`` line in ``OPTIMIZERS`` plus its spec page.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import re
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+DOCS = Path(__file__).resolve().parent
+REPO = DOCS.parent
+OUT = DOCS / "generated"
+RESULTS = REPO / "benchmarks" / "results"
+# The spec, conformance and the optimizers are imported from the working tree, installed or not.
+sys.path.insert(0, str(REPO))
+
+import render  # noqa: E402  (docs/ is this script's directory, so it is importable)
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """The docs of one optimizer: where its prose lives and where its truth lives."""
+
+    page: str  # spec/<page>.md, also the NAME in its markers
+    rule: str  # module with rule(staged=True, **flags), STAGE_SYMBOLS and VARIANTS
+    hparams: str  # module with ALL (name -> Hyperparameter) and CONSTRAINTS
+    cls: str  # class name exported by both ``fast`` and ``reference``
+
+
+OPTIMIZERS: list[Optimizer] = [
+    Optimizer("adamw", "spec.adamw", "spec.hparams.adamw", "AdamW"),
+]
+
+# Pages about machinery every optimizer shares: their hyperparameter tables are slices of
+# spec.hparams.common (page -> (attribute, names to show or None for all)).
+SHARED_TABLES: dict[str, tuple[str, tuple[str, ...] | None]] = {
+    "weight_decay": ("WRITE", None),
+    "stochastic_rounding": ("RUNTIME", ("stochastic_rounding", "seed")),
+}
+
+MARKER = re.compile(r"^<!--\s*generated:\s*(\w+)(?:\s+(\w+))?\s*-->\s*$", re.MULTILINE)
+NAV_FILE = "_nav.yml"
+# Only what tex-chtml.js loads at run time (fonts, lazily loaded TeX packages, the menu and
+# its accessibility parts); the other bundles of the package are not needed.
+MATHJAX_PARTS = (
+    "tex-chtml.js", "input/tex/extensions", "output/chtml/fonts/woff-v2", "ui", "a11y", "sre",
+)
+
+
+def fail(message: str) -> None:
+    raise SystemExit(f"docs/generate.py: {message}")
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text.rstrip() + "\n", encoding="utf-8")
+
+
+# -- spec pages ------------------------------------------------------------------------------
+
+
+def shared_table(name: str) -> str:
+    common: ModuleType = importlib.import_module("spec.hparams.common")
+    attr, names = SHARED_TABLES[name]
+    table = getattr(common, attr)
+    if names is not None:
+        table = {n: table[n] for n in names}
+    return render.render_hparams(table)
+
+
+def expand_markers(page: str, text: str, opt: Optimizer | None) -> str:
+    """Replace each marker of ``page`` by its generated Markdown; unknown markers fail."""
+    found: set[str] = set()
+
+    def replace(match: re.Match[str]) -> str:
+        kind, name = match.group(1), match.group(2)
+        found.add(kind)
+        if kind == "write" and name is None:
+            return render.render_write()
+        if name != page:
+            fail(f"spec/{page}.md: marker {match.group(0)!r} names another page")
+        if kind == "rule" and opt is not None:
+            hp = importlib.import_module(opt.hparams)
+            return render.render_rule(importlib.import_module(opt.rule), hp.ALL)
+        if kind == "hyperparameters" and opt is not None:
+            hp = importlib.import_module(opt.hparams)
+            return render.render_hparams(hp.ALL, hp.CONSTRAINTS)
+        if kind == "hyperparameters" and page in SHARED_TABLES:
+            return shared_table(page)
+        fail(f"spec/{page}.md: no generator for marker {match.group(0)!r}")
+        return ""
+
+    out = MARKER.sub(replace, text)
+    if opt is not None and not {"rule", "hyperparameters"} <= found:
+        fail(f"spec/{page}.md needs both '<!-- generated: rule {page} -->' and "
+             f"'<!-- generated: hyperparameters {page} -->'")
+    if "<!-- generated" in out:
+        fail(f"spec/{page}.md: malformed marker (expected '<!-- generated: KIND NAME -->')")
+    return out
+
+
+def spec_pages() -> list[str]:
+    """Write docs/generated/spec/*.md; return their nav paths, optimizers first."""
+    sources = {p.stem: p for p in sorted((REPO / "spec").glob("*.md"))}
+    by_page = {o.page: o for o in OPTIMIZERS}
+    missing = sorted(set(by_page) - set(sources))
+    if missing:
+        fail(f"registered optimizer(s) without a spec page: {', '.join(f'spec/{m}.md' for m in missing)}")
+    order = [o.page for o in OPTIMIZERS] + [p for p in sources if p not in by_page]
+    for page in order:
+        text = sources[page].read_text(encoding="utf-8")
+        write(OUT / "spec" / f"{page}.md", expand_markers(page, text, by_page.get(page)))
+    return [f"spec/{page}.md" for page in order]
+
+
+# -- API, tolerances, results ----------------------------------------------------------------
+
+
+def api_page() -> str:
+    lines = [
+        "# API",
+        "",
+        "Rendered from the docstrings. `fast.X` is the production optimizer "
+        "(a `torch.optim.Optimizer`); `reference.X` is the float64 NumPy implementation "
+        "it is tested against, with the same hyperparameters.",
+        "",
+    ]
+    for opt in OPTIMIZERS:
+        lines += [f"## {opt.cls}", "", f"::: fast.{opt.cls}", "", f"::: reference.{opt.cls}", ""]
+    return "\n".join(lines)
+
+
+def tolerances_page() -> str:
+    from conformance.tolerances import TOLERANCES
+
+    def num(x: float) -> str:
+        return "0" if x == 0 else f"{x:.3g}"
+
+    rows = [
+        "| Id | rtol | atol | max error rate | Reason |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for key, t in TOLERANCES.items():
+        rows.append(
+            f"| `{key}` | {num(t.rtol)} | {num(t.atol)} | {num(t.max_error_rate)} "
+            f"| {render.md_escape(t.reason)} |"
+        )
+    return "\n".join([
+        "# Conformance tolerances",
+        "",
+        "Every comparison in the conformance suite looks its tolerance up by id in "
+        "`conformance/tolerances.py`; tests contain no numeric literals. An element passes when",
+        "",
+        r"$$|\mathrm{actual} - \mathrm{expected}| \le \mathrm{atol} + "
+        r"\mathrm{rtol}\,|\mathrm{expected}|,$$",
+        "",
+        "and a comparison passes when at most a fraction *max error rate* of the elements fail "
+        "(0: none may). Each reason states the derivation or measurement behind the numbers.",
+        "",
+        *rows,
+    ])
+
+
+def shift_headings(text: str) -> str:
+    """Demote Markdown headings one level (outside code fences) to sit under our page title."""
+    out, fence = [], None
+    for line in text.splitlines():
+        stripped = line.lstrip()
+        if stripped.startswith(("```", "~~~")):
+            mark = stripped[:3]
+            fence = None if fence == mark else (fence or mark)
+        elif fence is None and re.match(r"#{1,5} ", line):
+            line = "#" + line
+        out.append(line)
+    return "\n".join(out)
+
+
+def results_page(title: str, source: str, make_target: str, image: str | None = None) -> str:
+    """A page that includes ``benchmarks/results/<source>`` (and an image) when present."""
+    md = RESULTS / source
+    png = RESULTS / image if image else None
+    parts = [f"# {title}", ""]
+    body = md.read_text(encoding="utf-8") if md.is_file() else ""
+    if not body and not (png and png.is_file()):
+        parts.append(f"Not yet measured; run `make {make_target}` to produce "
+                     f"`benchmarks/results/{source}`, then `make docs`.")
+        return "\n".join(parts)
+    parts.append(f"Included from `benchmarks/results/{source}`.\n")
+    parts.append(shift_headings(body))
+    if png and png.is_file() and png.name not in body:
+        parts.append(f"\n![{title}]({png.name})")
+    return "\n".join(parts)
+
+
+def results_pages() -> list[str]:
+    """Copy result artefacts next to the pages (so their relative links resolve), then write them."""
+    if RESULTS.is_dir():
+        for f in RESULTS.iterdir():
+            if f.is_file() and f.suffix != ".md":
+                (OUT / "results").mkdir(parents=True, exist_ok=True)
+                shutil.copy2(f, OUT / "results" / f.name)
+    write(OUT / "results" / "benchmarks.md", results_page("Benchmarks", "step_time.md", "bench"))
+    write(OUT / "results" / "demo.md", results_page("Demo", "demo.md", "demo", "demo_loss.png"))
+    return ["results/benchmarks.md", "results/demo.md"]
+
+
+# -- assets and navigation -------------------------------------------------------------------
+
+
+def copy_mathjax(dest: Path) -> None:
+    """MathJax 3 from the PyPI package django-static-mathjax (a dev dependency)."""
+    spec = importlib.util.find_spec("mathjax")
+    root = Path(next(iter(spec.submodule_search_locations))) / "static" / "mathjax" if spec else None
+    if root is None or not (root / "es5" / "tex-chtml.js").is_file():
+        fail("MathJax assets not found: install the dev extras (pip install -e '.[dev]', "
+             "which brings django-static-mathjax)")
+    for part in MATHJAX_PARTS:
+        src = root / "es5" / part
+        if src.is_dir():
+            shutil.copytree(src, dest / part)
+        else:
+            (dest / part).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / part)
+    shutil.copy2(root / "LICENSE", dest / "LICENSE")  # Apache-2.0 asks for it with copies
+
+
+def copy_handwritten() -> None:
+    for page in DOCS.glob("*.md"):
+        shutil.copy2(page, OUT / page.name)
+    for folder in ("javascripts", "stylesheets"):
+        if (DOCS / folder).is_dir():
+            shutil.copytree(DOCS / folder, OUT / folder)
+
+
+def nav(spec: list[str], results: list[str]) -> str:
+    """The nav as YAML (JSON strings are valid YAML scalars). Spec titles come from each H1."""
+    q = json.dumps
+    lines = ["# Written by docs/generate.py; mkdocs.yml inherits it.", "nav:",
+             f"  - Home: {q('index.md')}", "  - Specification:"]
+    lines += [f"      - {q(p)}" for p in spec]
+    lines += [f"  - API: {q('api.md')}", f"  - Tolerances: {q('tolerances.md')}"]
+    lines += [f"  - {q(p)}" for p in results]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    if OUT.exists():
+        shutil.rmtree(OUT)
+    OUT.mkdir(parents=True)
+    copy_handwritten()
+    copy_mathjax(OUT / "assets" / "mathjax")
+    spec = spec_pages()
+    write(OUT / "api.md", api_page())
+    write(OUT / "tolerances.md", tolerances_page())
+    results = results_pages()
+    write(OUT / NAV_FILE, nav(spec, results))
+
+
+if __name__ == "__main__":
+    main()
