@@ -93,15 +93,18 @@ TOLERANCES: dict[str, Tolerance] = {
     ),
     "sr.training.sr_gap": Tolerance(
         0.1, 0.0,
-        "bf16 + stochastic rounding must reach a loss drop within rtol=10% of the fp32 run's drop "
-        "(measured: within 1%). Derived: the SR error per coordinate is zero-mean with std "
-        "~ ulp*sqrt(f(1-f)/N); over the test's 400 steps it is < 2% of the drop.",
+        "bf16 + stochastic rounding must reach a loss drop within rtol=10% of the fp32 run's drop. "
+        "Measured 5.1% (fp32 drop 1.362, SR drop 1.292): SR is unbiased, the gap is its zero-mean "
+        "noise (~ulp*sqrt(f(1-f)) per write, ulp ~ 2^-7 at the weights' scale) acting on a "
+        "quadratic loss, plus the bf16 rounding of the initial weights. A biased rounding (e.g. "
+        "truncation) or a wrong mask lands at RNE-like progress, far outside.",
     ),
     "sr.training.rne_progress": Tolerance(
         0.5, 0.0,
         "bf16 with round-to-nearest must achieve less than rtol=50% of the fp32 run's loss drop: "
         "every update (~lr=1e-4) is below half a bf16 ulp of the weights (~2e-3), so RNE "
-        "discards it (measured: 0% progress).",
+        "discards it (measured: 1.4% of fp32's drop, from the few weights near zero whose ulp is "
+        "small enough).",
     ),
 }
 

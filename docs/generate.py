@@ -195,14 +195,16 @@ def shift_headings(text: str) -> str:
     return "\n".join(out)
 
 
-def results_page(title: str, source: str, make_target: str, image: str | None = None) -> str:
+def results_page(
+    title: str, source: str, make_target: str, missing: str, image: str | None = None
+) -> str:
     """A page that includes ``benchmarks/results/<source>`` (and an image) when present."""
     md = RESULTS / source
     png = RESULTS / image if image else None
     parts = [f"# {title}", ""]
     body = md.read_text(encoding="utf-8") if md.is_file() else ""
     if not body and not (png and png.is_file()):
-        parts.append(f"Not yet measured; run `make {make_target}` to produce "
+        parts.append(f"Not yet {missing}; run `make {make_target}` to produce "
                      f"`benchmarks/results/{source}`, then `make docs`.")
         return "\n".join(parts)
     parts.append(f"Included from `benchmarks/results/{source}`.\n")
@@ -219,8 +221,8 @@ def results_pages() -> list[str]:
             if f.is_file() and f.suffix != ".md":
                 (OUT / "results").mkdir(parents=True, exist_ok=True)
                 shutil.copy2(f, OUT / "results" / f.name)
-    write(OUT / "results" / "benchmarks.md", results_page("Benchmarks", "step_time.md", "bench"))
-    write(OUT / "results" / "demo.md", results_page("Demo", "demo.md", "demo", "demo_loss.png"))
+    write(OUT / "results" / "benchmarks.md", results_page("Benchmarks", "step_time.md", "bench", "measured"))
+    write(OUT / "results" / "demo.md", results_page("Demo", "demo.md", "demo", "run", "demo_loss.png"))
     return ["results/benchmarks.md", "results/demo.md"]
 
 

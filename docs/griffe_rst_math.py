@@ -1,18 +1,32 @@
-"""Griffe extension: render reStructuredText math in docstrings with arithmatex.
+"""Griffe extensions for the API page (loaded by mkdocstrings, see mkdocs.yml).
 
-The optimizer docstrings are Google style but write math the Sphinx way (``:math:`x```
-and ``.. math::`` blocks), which also reads well in ``help()``. Markdown does not know
-those forms: a ``.. math::`` block would show as a code block. This extension rewrites
-them, before the docstring is parsed, into the ``$x$`` / ``$$ ... $$`` delimiters that
-pymdownx.arithmatex hands to MathJax. The source docstrings stay unchanged.
+``RstMath``: the optimizer docstrings are Google style but write math the Sphinx way
+(``:math:`x``` and ``.. math::`` blocks), which also reads well in ``help()``. Markdown
+does not know those forms: a ``.. math::`` block would show as a code block. The
+extension rewrites them, before the docstring is parsed, into the ``$x$`` / ``$$ ... $$``
+delimiters that pymdownx.arithmatex hands to MathJax.
+
+``SpecDefaults``: constructor defaults are written ``GROUP["lr"].default`` so that the
+value is defined once, in ``spec.hparams``. Static analysis can only show that expression;
+the extension looks the value up in the (torch-free) hyperparameter module instead.
+
+The source files stay unchanged.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
+import sys
+from pathlib import Path
 from typing import Any
 
-from griffe import Extension, Object
+from griffe import Alias, Extension, Function, Object
+
+# mkdocs runs from the repository root, but do not rely on it for importing ``spec``.
+_REPO = str(Path(__file__).resolve().parent.parent)
+if _REPO not in sys.path:
+    sys.path.insert(0, _REPO)
 
 _ROLE = re.compile(r":math:`([^`]+)`")
 _DIRECTIVE = re.compile(r"^(?P<indent>[ \t]*)\.\. math::[ \t]*(?P<inline>.*)$")
@@ -61,3 +75,35 @@ class RstMath(Extension):
     def on_object(self, *, obj: Object, **kwargs: Any) -> None:
         if obj.docstring is not None and "math:" in obj.docstring.value:
             obj.docstring.value = rst_math_to_arithmatex(obj.docstring.value)
+
+
+_SPEC_DEFAULT = re.compile(r"""^(?P<table>\w+)\[(?P<q>['"])(?P<key>\w+)(?P=q)\]\.default$""")
+
+
+def _spec_default(func: Function, expression: str) -> str | None:
+    """``repr`` of the value behind ``TABLE["name"].default``, if TABLE is imported from spec."""
+    match = _SPEC_DEFAULT.match(expression)
+    if match is None:
+        return None
+    member = func.module.members.get(match.group("table"))
+    if not isinstance(member, Alias) or not member.target_path.startswith("spec."):
+        return None  # only spec's tables are known to import without torch
+    module_path, _, name = member.target_path.rpartition(".")
+    try:
+        table = getattr(importlib.import_module(module_path), name)
+        return repr(table[match.group("key")].default)
+    except (ImportError, AttributeError, KeyError):
+        return None
+
+
+class SpecDefaults(Extension):
+    """Show the actual default of every ``TABLE["name"].default`` parameter."""
+
+    def on_object(self, *, obj: Object, **kwargs: Any) -> None:
+        if not isinstance(obj, Function):
+            return
+        for param in obj.parameters:
+            if param.default is not None:
+                value = _spec_default(obj, str(param.default))
+                if value is not None:
+                    param.default = value

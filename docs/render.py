@@ -21,12 +21,14 @@ LATEX_ORDER = "rev-lex"
 
 # Characters that Markdown (or arithmatex, for ``$``) would interpret inside plain prose
 # coming from Python strings such as hyperparameter meanings and tolerance reasons.
-_MD_SPECIAL = "\\`*_|<>$"
+# ``<`` cannot be backslash-escaped in Python-Markdown, so it becomes an HTML entity.
+_MD_SPECIAL = "\\`*_|>$"
 
 
 def md_escape(text: str) -> str:
     """Escape ``text`` so it renders literally inside a Markdown paragraph or table cell."""
-    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text)
+    escaped = "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text)
+    return escaped.replace("<", "&lt;")
 
 
 def code(value: Any) -> str:
@@ -100,23 +102,30 @@ def render_rule(module: ModuleType, hparams: Mapping[str, Any]) -> str:
     return "\n".join(out)
 
 
-def render_hparams(table: Mapping[str, Any], constraints: Iterable[Any] = ()) -> str:
-    """The hyperparameter table (one row per record) and the cross-argument constraints."""
+def _hparam_table(records: Iterable[Any]) -> str:
     rows = [
-        "| Name | Symbol | Default | Valid values | Meaning | Scope |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| Name | Symbol | Default | Valid values | Meaning |",
+        "| --- | --- | --- | --- | --- |",
     ]
-    for h in table.values():
-        scope = "param group" if h.group_level else "optimizer"
+    for h in records:
         rows.append(
             f"| `{h.name}` | ${h.symbol}$ | {code(h.default)} | `{h.range_text()}` "
-            f"| {md_escape(h.meaning)} | {scope} |"
+            f"| {md_escape(h.meaning)} |"
         )
-    out = [
-        "\n".join(rows) + "\n",
-        "*Scope*: a *param group* value may be set per parameter group; an *optimizer* "
-        "value is one constructor argument for the whole optimizer.\n",
-    ]
+    return "\n".join(rows) + "\n"
+
+
+def render_hparams(table: Mapping[str, Any], constraints: Iterable[Any] = ()) -> str:
+    """The hyperparameter tables (per param group, then per optimizer) and the constraints."""
+    group = [h for h in table.values() if h.group_level]
+    whole = [h for h in table.values() if not h.group_level]
+    out: list[str] = []
+    if group:
+        out += ["Set per param group (a group dict may override the constructor's value):\n",
+                _hparam_table(group)]
+    if whole:
+        out += ["Set once for the whole optimizer (constructor arguments only):\n",
+                _hparam_table(whole)]
     constraints = list(constraints)
     if constraints:
         out.append("Combinations that raise `ValueError` at construction:\n")

@@ -168,7 +168,7 @@ class AdamW(FastOptimizer):
         self._scalars: dict[tuple, torch.Tensor] = {}
 
     def _update(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict) -> None:
-        beta1, beta2 = group["betas"]
+        beta1 = group["betas"][0]
         cdt = compute_dtype(p.dtype)
         if not state:
             state["step"] = 0

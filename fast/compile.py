@@ -7,10 +7,9 @@ recompile.
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable, Hashable
 from typing import Any
-
-import types
 
 import torch
 

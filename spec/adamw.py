@@ -13,7 +13,7 @@ from spec.hparams.adamw import ALL as HYPERPARAMETERS
 from spec.hparams.adamw import CONSTRAINTS
 from spec.write import new_param
 
-__all__ = ["HYPERPARAMETERS", "CONSTRAINTS", "SCALE_INVARIANT_EPS", "VARIANTS", "rule"]
+__all__ = ["CONSTRAINTS", "HYPERPARAMETERS", "SCALE_INVARIANT_EPS", "VARIANTS", "rule"]
 
 SCALE_INVARIANT_EPS = 1 / sp.sqrt(s.N)  # the eps used when eps=None
 

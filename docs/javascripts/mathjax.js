@@ -1,7 +1,13 @@
 // MathJax 3 settings for pymdownx.arithmatex in "generic" mode. Arithmatex wraps every
 // formula in an element of class "arithmatex" using \( \) for inline and \[ \] for display
 // math, so MathJax is told to look only there (code blocks and prose are left alone).
-// This file must load before tex-chtml.js, which reads window.MathJax when it starts.
+// This file must load before tex-chtml.js, which reads window.MathJax when it starts and
+// then typesets the page once.
+//
+// Material's "navigation.instant" feature is deliberately not enabled in mkdocs.yml: it
+// swaps page content without a reload, which would need a re-typeset hook on document$
+// that also skips the first page (clearing MathJax's glyph CSS after the start-up
+// typeset leaves every formula blank).
 window.MathJax = {
   tex: {
     inlineMath: [["\\(", "\\)"]],
@@ -14,17 +20,3 @@ window.MathJax = {
     processHtmlClass: "arithmatex",
   },
 };
-
-// Material's document$ emits for every page shown, including pages swapped in without a
-// reload when instant navigation is on; typeset those. On the first load MathJax is not
-// started yet (typesetPromise is missing) and its own start-up typesets the page.
-if (typeof document$ !== "undefined") {
-  document$.subscribe(() => {
-    if (window.MathJax.typesetPromise) {
-      window.MathJax.startup.output.clearCache();
-      window.MathJax.typesetClear();
-      window.MathJax.texReset();
-      window.MathJax.typesetPromise();
-    }
-  });
-}

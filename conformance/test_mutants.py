@@ -1,0 +1,45 @@
+"""The suite tests itself: every mutant of ``fast`` must be caught by the suite's checks."""
+
+from __future__ import annotations
+
+import pytest
+
+import fast
+from conformance import rounding_checks as rc
+from conformance.harness import run_per_step
+from conformance.mutants import MUTANTS, applied
+from conformance.registry import ENTRIES
+
+
+def _suite_checks():
+    """The suite's checks, cheapest first, as callables raising AssertionError."""
+    yield rc.check_exhaustive
+    yield rc.check_special_values
+    yield lambda: rc.check_generator_stream(fast.AdamW)
+    for entry in ENTRIES.values():
+        for dtype in ("float64", "bfloat16"):
+            for sample in entry.samples:
+                yield lambda e=entry, s=sample, d=dtype: run_per_step(e, s, d, steps=3)
+
+
+def test_suite_passes_unmutated():
+    for check in _suite_checks():
+        check()
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.name)
+def test_mutant_is_caught(mutant):
+    with applied(mutant):
+        for check in _suite_checks():
+            try:
+                check()
+            except AssertionError:
+                return
+    pytest.fail(f"mutant {mutant.name} survived every check of the suite")
+
+
+def test_at_least_the_required_mutants_exist():
+    required = {"sign_flip", "swapped_betas", "bias_correction_off_by_one", "eps_inside_sqrt",
+                "weight_decay_not_decoupled", "sr_wrong_mask", "sr_bits_reused",
+                "nesterov_coef_ignored"}
+    assert required <= {m.name for m in MUTANTS}
