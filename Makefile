@@ -29,7 +29,7 @@ test: venv
 
 docs: venv
 	$(PY) docs/generate.py
-	$(PY) -m mkdocs build --strict -q
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict -q
 
 demo: venv
 	$(PY) benchmarks/demo.py

@@ -3,12 +3,14 @@
 Run from anywhere: ``python docs/generate.py``. The folder is deleted and rebuilt every
 time, so a page can never be stale. What it contains:
 
-- ``index.md`` and ``javascripts/``: hand-written, copied from docs/;
-- ``spec/<page>.md``: every spec/*.md with its ``<!-- generated: KIND NAME -->`` markers
-  replaced by formulas and tables computed from ``spec`` (sympy rules, hyperparameters);
+- ``index.md``, ``javascripts/``, ``stylesheets/``: hand-written, copied from docs/;
+- ``spec/<page>.md``: every spec/*.md with its markers replaced by formulas and tables
+  computed from ``spec``: ``<!-- generated: rule NAME -->`` (the sympy rule and its
+  variants), ``<!-- generated: hyperparameters NAME -->`` (table and constraints) and
+  ``<!-- generated: write -->`` (weight decay and the write), NAME being the page's name;
 - ``api.md``: mkdocstrings directives for each registered optimizer class;
 - ``tolerances.md``: the conformance tolerance table;
-- ``results/``: benchmark and demo results, when they have been produced;
+- ``results/``: benchmark and demo pages (docs/results.py), with results when present;
 - ``assets/mathjax/``: MathJax copied from an installed PyPI package (no CDN at view time);
 - ``_nav.yml``: the navigation, inherited by mkdocs.yml, so pages come from the registry.
 
@@ -26,6 +28,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import NoReturn
 
 DOCS = Path(__file__).resolve().parent
 REPO = DOCS.parent
@@ -35,6 +38,7 @@ RESULTS = REPO / "benchmarks" / "results"
 sys.path.insert(0, str(REPO))
 
 import render  # noqa: E402  (docs/ is this script's directory, so it is importable)
+import results  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,7 @@ MATHJAX_PARTS = (
 )
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     raise SystemExit(f"docs/generate.py: {message}")
 
 
@@ -108,7 +112,6 @@ def expand_markers(page: str, text: str, opt: Optimizer | None) -> str:
         if kind == "hyperparameters" and page in SHARED_TABLES:
             return shared_table(page)
         fail(f"spec/{page}.md: no generator for marker {match.group(0)!r}")
-        return ""
 
     out = MARKER.sub(replace, text)
     if opt is not None and not {"rule", "hyperparameters"} <= found:
@@ -133,7 +136,7 @@ def spec_pages() -> list[str]:
     return [f"spec/{page}.md" for page in order]
 
 
-# -- API, tolerances, results ----------------------------------------------------------------
+# -- API and tolerances ----------------------------------------------------------------------
 
 
 def api_page() -> str:
@@ -151,20 +154,26 @@ def api_page() -> str:
 
 
 def tolerances_page() -> str:
+    """A compact table of the numbers, then one section per id with its reason (reasons are
+    paragraphs; squeezed into a table column they become unreadable)."""
     from conformance.tolerances import TOLERANCES
 
     def num(x: float) -> str:
         return "0" if x == 0 else f"{x:.3g}"
 
+    def anchor(key: str) -> str:
+        return "tol-" + re.sub(r"[^a-z0-9]+", "-", key.lower()).strip("-")
+
     rows = [
-        "| Id | rtol | atol | max error rate | Reason |",
-        "| --- | --- | --- | --- | --- |",
+        "| Id | rtol | atol | max error rate |",
+        "| --- | --- | --- | --- |",
     ]
+    reasons = ["## Reasons", ""]
     for key, t in TOLERANCES.items():
         rows.append(
-            f"| `{key}` | {num(t.rtol)} | {num(t.atol)} | {num(t.max_error_rate)} "
-            f"| {render.md_escape(t.reason)} |"
+            f"| [`{key}`](#{anchor(key)}) | {num(t.rtol)} | {num(t.atol)} | {num(t.max_error_rate)} |"
         )
+        reasons += [f"### `{key}` {{ #{anchor(key)} }}", "", render.md_escape(t.reason), ""]
     return "\n".join([
         "# Conformance tolerances",
         "",
@@ -178,52 +187,9 @@ def tolerances_page() -> str:
         "(0: none may). Each reason states the derivation or measurement behind the numbers.",
         "",
         *rows,
+        "",
+        *reasons,
     ])
-
-
-def shift_headings(text: str) -> str:
-    """Demote Markdown headings one level (outside code fences) to sit under our page title."""
-    out, fence = [], None
-    for line in text.splitlines():
-        stripped = line.lstrip()
-        if stripped.startswith(("```", "~~~")):
-            mark = stripped[:3]
-            fence = None if fence == mark else (fence or mark)
-        elif fence is None and re.match(r"#{1,5} ", line):
-            line = "#" + line
-        out.append(line)
-    return "\n".join(out)
-
-
-def results_page(
-    title: str, source: str, make_target: str, missing: str, image: str | None = None
-) -> str:
-    """A page that includes ``benchmarks/results/<source>`` (and an image) when present."""
-    md = RESULTS / source
-    png = RESULTS / image if image else None
-    parts = [f"# {title}", ""]
-    body = md.read_text(encoding="utf-8") if md.is_file() else ""
-    if not body and not (png and png.is_file()):
-        parts.append(f"Not yet {missing}; run `make {make_target}` to produce "
-                     f"`benchmarks/results/{source}`, then `make docs`.")
-        return "\n".join(parts)
-    parts.append(f"Included from `benchmarks/results/{source}`.\n")
-    parts.append(shift_headings(body))
-    if png and png.is_file() and png.name not in body:
-        parts.append(f"\n![{title}]({png.name})")
-    return "\n".join(parts)
-
-
-def results_pages() -> list[str]:
-    """Copy result artefacts next to the pages (so their relative links resolve), then write them."""
-    if RESULTS.is_dir():
-        for f in RESULTS.iterdir():
-            if f.is_file() and f.suffix != ".md":
-                (OUT / "results").mkdir(parents=True, exist_ok=True)
-                shutil.copy2(f, OUT / "results" / f.name)
-    write(OUT / "results" / "benchmarks.md", results_page("Benchmarks", "step_time.md", "bench", "measured"))
-    write(OUT / "results" / "demo.md", results_page("Demo", "demo.md", "demo", "run", "demo_loss.png"))
-    return ["results/benchmarks.md", "results/demo.md"]
 
 
 # -- assets and navigation -------------------------------------------------------------------
@@ -231,8 +197,10 @@ def results_pages() -> list[str]:
 
 def copy_mathjax(dest: Path) -> None:
     """MathJax 3 from the PyPI package django-static-mathjax (a dev dependency)."""
+    # Another distribution could also provide a top-level "mathjax"; check for the files.
     spec = importlib.util.find_spec("mathjax")
-    root = Path(next(iter(spec.submodule_search_locations))) / "static" / "mathjax" if spec else None
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    root = Path(locations[0]) / "static" / "mathjax" if locations else None
     if root is None or not (root / "es5" / "tex-chtml.js").is_file():
         fail("MathJax assets not found: install the dev extras (pip install -e '.[dev]', "
              "which brings django-static-mathjax)")
@@ -254,14 +222,14 @@ def copy_handwritten() -> None:
             shutil.copytree(DOCS / folder, OUT / folder)
 
 
-def nav(spec: list[str], results: list[str]) -> str:
+def nav(spec: list[str], result_pages: list[str]) -> str:
     """The nav as YAML (JSON strings are valid YAML scalars). Spec titles come from each H1."""
     q = json.dumps
     lines = ["# Written by docs/generate.py; mkdocs.yml inherits it.", "nav:",
              f"  - Home: {q('index.md')}", "  - Specification:"]
     lines += [f"      - {q(p)}" for p in spec]
     lines += [f"  - API: {q('api.md')}", f"  - Tolerances: {q('tolerances.md')}"]
-    lines += [f"  - {q(p)}" for p in results]
+    lines += [f"  - {q(p)}" for p in result_pages]
     return "\n".join(lines)
 
 
@@ -274,8 +242,8 @@ def main() -> None:
     spec = spec_pages()
     write(OUT / "api.md", api_page())
     write(OUT / "tolerances.md", tolerances_page())
-    results = results_pages()
-    write(OUT / NAV_FILE, nav(spec, results))
+    result_pages = results.write_pages(RESULTS, OUT)
+    write(OUT / NAV_FILE, nav(spec, result_pages))
 
 
 if __name__ == "__main__":

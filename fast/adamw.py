@@ -111,7 +111,7 @@ class AdamW(FastOptimizer):
     State per parameter: ``step`` (int), ``exp_avg`` (absent if ``betas[0] = 0``),
     ``exp_avg_sq``; fp32 (fp64 for fp64 parameters) whatever the parameter dtype.
 
-    Example:
+    Examples:
         >>> import torch, fast
         >>> model = torch.nn.Linear(4, 2)
         >>> opt = fast.AdamW(model.parameters(), lr=1e-2, weight_decay=0.01,

@@ -75,7 +75,7 @@ class AdamW(ReferenceOptimizer):
     State per parameter: ``step`` (int), ``exp_avg`` (absent when betas[0] = 0),
     ``exp_avg_sq``.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> opt = AdamW([np.ones(3)], lr=0.1, weight_decay=0.01)
         >>> opt.step([np.array([1.0, -1.0, 0.0])])

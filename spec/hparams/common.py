@@ -20,7 +20,7 @@ STOCHASTIC_ROUNDING = Hyperparameter(
 SEED = Hyperparameter(
     "seed", r"\mathrm{seed}", 0, Kind.INT,
     "seed of the optimizer's own random generator (stochastic rounding bits)",
-    low=0.0, high=float(2**63 - 1), group_level=False,
+    low=0, high=2**63 - 1, group_level=False,
 )
 COMPILED = Hyperparameter(
     "compiled_optimizer", r"\mathrm{compiled}", True, Kind.BOOL,

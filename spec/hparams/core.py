@@ -96,7 +96,7 @@ def _is_real(x: Any) -> bool:
 
 
 def _fmt(x: float) -> str:
-    return f"{x:g}"
+    return str(x) if isinstance(x, int) else f"{x:g}"
 
 
 def validate_value(table: Mapping[str, Hyperparameter], name: str, value: Any) -> Any:

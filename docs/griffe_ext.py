@@ -1,10 +1,12 @@
 """Griffe extensions for the API page (loaded by mkdocstrings, see mkdocs.yml).
 
-``RstMath``: the optimizer docstrings are Google style but write math the Sphinx way
-(``:math:`x``` and ``.. math::`` blocks), which also reads well in ``help()``. Markdown
-does not know those forms: a ``.. math::`` block would show as a code block. The
+``DocstringMarkup``: the optimizer docstrings are Google style but write math the Sphinx
+way (``:math:`x``` and ``.. math::`` blocks), which also reads well in ``help()``.
+Markdown does not know those forms: a ``.. math::`` block would show as a code block. The
 extension rewrites them, before the docstring is parsed, into the ``$x$`` / ``$$ ... $$``
-delimiters that pymdownx.arithmatex hands to MathJax.
+delimiters that pymdownx.arithmatex hands to MathJax. It also reads a section titled
+``Example:`` as griffe's ``Examples:`` section; griffe knows only the plural and would
+otherwise render the doctest prompts ``>>>`` as nested Markdown quotes.
 
 ``SpecDefaults``: constructor defaults are written ``GROUP["lr"].default`` so that the
 value is defined once, in ``spec.hparams``. Static analysis can only show that expression;
@@ -29,6 +31,7 @@ if _REPO not in sys.path:
     sys.path.insert(0, _REPO)
 
 _ROLE = re.compile(r":math:`([^`]+)`")
+_EXAMPLE_TITLE = re.compile(r"^([ \t]*)Example:[ \t]*$", re.MULTILINE)
 _DIRECTIVE = re.compile(r"^(?P<indent>[ \t]*)\.\. math::[ \t]*(?P<inline>.*)$")
 
 
@@ -63,18 +66,20 @@ def _math_blocks(lines: list[str]) -> list[str]:
     return out
 
 
-def rst_math_to_arithmatex(text: str) -> str:
-    """``:math:`x``` becomes ``$x$``; ``.. math::`` blocks become ``$$`` blocks."""
+def to_markdown(text: str) -> str:
+    """``:math:`x``` becomes ``$x$``, ``.. math::`` blocks become ``$$`` blocks, and an
+    ``Example:`` section title becomes ``Examples:``."""
     text = _ROLE.sub(lambda m: f"${m.group(1)}$", text)
+    text = _EXAMPLE_TITLE.sub(r"\1Examples:", text)
     return "\n".join(_math_blocks(text.splitlines()))
 
 
-class RstMath(Extension):
+class DocstringMarkup(Extension):
     """Rewrite the docstring of every loaded object (modules, classes, functions, ...)."""
 
     def on_object(self, *, obj: Object, **kwargs: Any) -> None:
-        if obj.docstring is not None and "math:" in obj.docstring.value:
-            obj.docstring.value = rst_math_to_arithmatex(obj.docstring.value)
+        if obj.docstring is not None:
+            obj.docstring.value = to_markdown(obj.docstring.value)
 
 
 _SPEC_DEFAULT = re.compile(r"""^(?P<table>\w+)\[(?P<q>['"])(?P<key>\w+)(?P=q)\]\.default$""")

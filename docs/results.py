@@ -1,0 +1,79 @@
+"""Result pages: measured output of ``make bench`` / ``make demo``, included when present.
+
+The results are produced by other scripts into benchmarks/results/ and may not exist (a
+fresh checkout, or CI without a benchmark run), so every page has a placeholder form and
+the strict build passes either way.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ResultPage:
+    page: str  # results/<page>.md in the site
+    title: str
+    source: str  # Markdown file in benchmarks/results/
+    make_target: str  # the make target that produces it
+    missing: str  # "Not yet <missing>" when absent
+    image: str | None = None  # a figure in benchmarks/results/, shown below the text
+
+
+PAGES: list[ResultPage] = [
+    ResultPage("benchmarks", "Benchmarks", "step_time.md", "bench", "measured"),
+    ResultPage("demo", "Demo", "demo.md", "demo", "run", "demo_loss.png"),
+]
+
+
+def shift_headings(text: str) -> str:
+    """Demote Markdown headings one level (outside code fences) to sit under our page title."""
+    out: list[str] = []
+    fence: str | None = None
+    for line in text.splitlines():
+        stripped = line.lstrip()
+        if stripped.startswith(("```", "~~~")):
+            mark = stripped[:3]
+            fence = None if fence == mark else (fence or mark)
+        elif fence is None and re.match(r"#{1,5} ", line):
+            line = "#" + line
+        out.append(line)
+    return "\n".join(out)
+
+
+def render(spec: ResultPage, results: Path) -> str:
+    md = results / spec.source
+    png = results / spec.image if spec.image else None
+    parts = [f"# {spec.title}", ""]
+    body = md.read_text(encoding="utf-8") if md.is_file() else ""
+    if not body and not (png and png.is_file()):
+        parts.append(f"Not yet {spec.missing}; run `make {spec.make_target}` to produce "
+                     f"`benchmarks/results/{spec.source}`, then `make docs`.")
+        return "\n".join(parts)
+    parts.append(f"Included from `benchmarks/results/{spec.source}`.\n")
+    # The file's own title would repeat ours; its other headings move one level down.
+    body = re.sub(r"\A\s*# [^\n]*\n", "", body)
+    parts.append(shift_headings(body))
+    if png and png.is_file() and png.name not in body:
+        parts.append(f"\n![{spec.title}]({png.name})")
+    return "\n".join(parts)
+
+
+def write_pages(results: Path, out: Path) -> list[str]:
+    """Write out/results/*.md; return their nav paths (relative to ``out``).
+
+    Every non-Markdown file of ``results`` (figures, CSV) is copied next to the pages, so
+    the relative links inside the included Markdown resolve in the built site.
+    """
+    folder = out / "results"
+    folder.mkdir(parents=True, exist_ok=True)
+    if results.is_dir():
+        for f in results.iterdir():
+            if f.is_file() and f.suffix != ".md":
+                shutil.copy2(f, folder / f.name)
+    for spec in PAGES:
+        (folder / f"{spec.page}.md").write_text(render(spec, results).rstrip() + "\n", encoding="utf-8")
+    return [f"results/{spec.page}.md" for spec in PAGES]
