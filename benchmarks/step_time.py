@@ -39,10 +39,10 @@ import fast
 HYPER: dict[str, Any] = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.01}
 WARMUP = 3  # the first warm-up step compiles (fast) and allocates the state (all)
 ADV_COMPILED_NOTE = (
-    "adv_optm with compiled_optimizer=True is not timed: on torch 2.13 its compiled step guards "
-    "on the Python-float bias correction, so it recompiles every step (measured: ~2.5-4.5 s/step "
-    "on the full model here even with the recompile limit raised to 64) and with the default "
-    "limit (8) it fails with FailOnRecompileLimitHit. Its default (eager) mode is timed."
+    "adv_optm with compiled_optimizer=True is not timed: on torch 2.13 its compiled step guards on the "
+    "Python-float bias correction, so it recompiles every step (measured 2.5-4.5 s/step on the full model "
+    "with the recompile limit raised to 64); with the default limit (8) it raises FailOnRecompileLimitHit. "
+    "Its default (eager) mode is timed."
 )
 
 
@@ -54,7 +54,7 @@ class Candidate:
     make: Callable[[list[torch.Tensor]], torch.optim.Optimizer]
     compiled: bool = False
     params: list[torch.Tensor] = field(default_factory=list)
-    opt: torch.optim.Optimizer | None = None
+    opt: torch.optim.Optimizer = field(init=False)  # built by run(), once params exist
     first_step_s: float = math.nan
     rounds: list[list[float]] = field(default_factory=list)  # seconds, one list per round
     peak_extra: int | None = None
@@ -110,18 +110,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     device = torch.device(args.device)
     info = machine_info(device)
     info["load_average_start"] = load_average()
-    notes: list[str] = []
     try:
         import adv_optm  # noqa: F401
 
-        with_adv = True
-        notes.append(ADV_COMPILED_NOTE)
+        with_adv, note = True, ADV_COMPILED_NOTE
     except ImportError:
-        with_adv = False
-        notes.append("adv_optm not importable: its rows are skipped "
-                     "(`.venv/bin/pip install --no-deps adv-optm==2.5.16` to include them).")
-    for n in notes:
-        print("note:", n)
+        with_adv, note = False, ("adv_optm not importable: its rows are skipped "
+                                 "(`.venv/bin/pip install --no-deps adv-optm==2.5.16` adds them).")
+    print("note:", note)
 
     base_params, base_grads = model_tensors(args.quick)
     numel = sum(p.numel() for p in base_params)
@@ -135,7 +131,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     # Warm-up, one candidate at a time so each compile is attributed to its own row.
     for c in cands:
-        assert c.opt is not None
         c.first_step_s = timed_step(c.opt, device)
         for _ in range(WARMUP - 1):
             timed_step(c.opt, device)
@@ -148,7 +143,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for r in range(n_rounds):
             # Alternate the order so a linear drift within a round favours no candidate.
             for c in cands if r % 2 == 0 else reversed(cands):
-                assert c.opt is not None
                 c.rounds.append([timed_step(c.opt, device) for _ in range(args.per_round)])
             print(f"\rround {r + 1}/{n_rounds}", end="", flush=True)
         print()
@@ -160,10 +154,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     method = mem.enable()
     check = mem.self_check()
     for c in cands:
-        assert c.opt is not None
-        opt = c.opt
-        peaks = [mem.measure(opt.step) for _ in range(2)]
-        c.peak_extra = None if None in peaks else max(p for p in peaks if p is not None)
+        known = [x for x in (mem.measure(c.opt.step) for _ in range(2)) if x is not None]
+        c.peak_extra = max(known) if known else None
 
     # Every candidate took the same number of steps on the same data: a large difference
     # would mean a row timed something other than AdamW.
@@ -171,7 +163,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     base_rounds = [quartiles(r)[1] for r in cands[0].rounds]
     for c in cands:
-        assert c.opt is not None
         flat = [t for r in c.rounds for t in r]
         q1, med, q3 = quartiles(flat)
         ratios = [quartiles(r)[1] / b for r, b in zip(c.rounds, base_rounds)]
@@ -197,7 +188,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "inductor_cache": "warm (default dir)" if args.warm_cache else "cold (fresh temporary dir)",
         },
         "memory_method": method, "memory_self_check_64MiB": check,
-        "notes": notes, "results": rows,
+        "notes": [note], "results": rows,
     }
 
 
