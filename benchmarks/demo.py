@@ -22,7 +22,16 @@ from typing import Any
 import matplotlib
 import matplotlib.pyplot as plt
 import torch
-from benchutil import RESULTS, machine_info, machine_markdown, markdown_table, quartiles, state_bytes, text_table
+from benchutil import (
+    RESULTS,
+    load_average,
+    machine_info,
+    machine_markdown,
+    markdown_table,
+    quartiles,
+    state_bytes,
+    text_table,
+)
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from tqdm import tqdm
@@ -38,14 +47,15 @@ Data = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 class Run:
     label: str
     dtype: torch.dtype
-    style: dict[str, Any]
+    style: dict[str, Any]  # matplotlib line style
+    use_torch: bool = False  # torch.optim.AdamW instead of fast.AdamW
+    stochastic_rounding: bool = True  # fast.AdamW on bf16 only
     eval_steps: list[int] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
     test_acc: list[float] = field(default_factory=list)
     step_ms: list[float] = field(default_factory=list)
     first_step_s: float = math.nan
     state_mb: float = math.nan
-    seconds: float = math.nan
 
 
 def load_data(seed: int) -> Data:
@@ -87,20 +97,19 @@ def evaluate(model: torch.nn.Module, data: Data, dtype: torch.dtype) -> tuple[fl
     return loss, acc
 
 
-def make_optimizer(label: str, params: list[torch.nn.Parameter], args: argparse.Namespace) -> torch.optim.Optimizer:
+def make_optimizer(run: Run, params: list[torch.nn.Parameter], args: argparse.Namespace) -> torch.optim.Optimizer:
     hyper = {"lr": args.lr, "weight_decay": args.weight_decay}
-    if label.startswith("torch"):
+    if run.use_torch:
         return torch.optim.AdamW(params, **hyper)
-    sr = "round-to-nearest" not in label
-    return fast.AdamW(params, stochastic_rounding=sr, seed=args.seed, compiled_optimizer=not args.eager, **hyper)
+    return fast.AdamW(params, stochastic_rounding=run.stochastic_rounding, seed=args.seed,
+                      compiled_optimizer=not args.eager, **hyper)
 
 
 def train(run: Run, data: Data, batches: list[torch.Tensor], args: argparse.Namespace) -> None:
     model = make_model(args.hidden, args.seed, run.dtype)
     params = list(model.parameters())
-    opt = make_optimizer(run.label, params, args)
+    opt = make_optimizer(run, params, args)
     Xtr, ytr = data[0].to(run.dtype), data[1]
-    t_start = time.perf_counter()
     bar = tqdm(batches, desc=f"{run.label:34s}", unit="step", leave=True, dynamic_ncols=True)
     for step, idx in enumerate(bar):
         if step % args.eval_every == 0:
@@ -124,7 +133,6 @@ def train(run: Run, data: Data, batches: list[torch.Tensor], args: argparse.Name
     run.eval_steps.append(len(batches))
     run.train_loss.append(loss)
     run.test_acc.append(acc)
-    run.seconds = time.perf_counter() - t_start
     run.state_mb = state_bytes(opt) / 1e6
 
 
@@ -168,7 +176,11 @@ def table(runs: list[Run]) -> tuple[list[str], list[list[object]]]:
 
 def write_markdown(runs: list[Run], args: argparse.Namespace, info: dict[str, Any], path: str) -> None:
     fp32, sr, rne = runs[0], runs[2], runs[3]
-    n_params = sum(p.numel() for p in make_model(args.hidden, args.seed, torch.float32).parameters())
+    init = torch.cat([p.detach().flatten() for p in make_model(args.hidden, args.seed, torch.float32).parameters()])
+    n_params = init.numel()
+    # An update u is lost to round-to-nearest once u < half the bf16 spacing 2^(e-7) of |w| in [2^e, 2^(e+1)).
+    frozen_from = 2.0 ** math.ceil(math.log2(args.lr) + 8)
+    frozen_share = (init.abs() >= frozen_from).float().mean().item()
     lines = [
         "# Demo: bf16 training with and without stochastic rounding",
         "",
@@ -184,8 +196,8 @@ def write_markdown(runs: list[Run], args: argparse.Namespace, info: dict[str, An
         f"training loss ({rne.train_loss[-1]:.4f} vs {fp32.train_loss[-1]:.4f}); with stochastic rounding "
         f"at {sr.train_loss[-1] / fp32.train_loss[-1]:.2f}x. Adam moves a weight by about lr = {args.lr:g} "
         f"per step; round-to-nearest drops any move below half the bf16 spacing, i.e. every update of "
-        f"a weight with |w| >= {2 ** math.ceil(math.log2(args.lr) + 8):.3g}, and most weights start "
-        "larger than that. Stochastic rounding keeps each update in expectation.",
+        f"a weight with |w| >= {frozen_from:.3g}, which is {100 * frozen_share:.0f} % of the weights at "
+        "initialisation. Stochastic rounding keeps each update in expectation.",
         "- **final train loss**: cross-entropy on the whole training set after the last step; "
         "**test accuracy** on the held-out 25 %.",
         "- **optimizer state MB**: bytes of all state tensors / 1e6 (fast.AdamW keeps fp32 moments "
@@ -217,19 +229,21 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS), help="directory for demo.md / demo_loss.png")
     args = parser.parse_args()
 
-    t0 = time.perf_counter()
+    t0, load_start = time.perf_counter(), load_average()
     data = load_data(args.seed)
     batches = batch_indices(len(data[0]), args.batch, args.steps, args.seed)
     runs = [
-        Run("torch AdamW", torch.float32, {"color": "0.55", "lw": 4.0, "alpha": 0.6}),
+        Run("torch AdamW", torch.float32, {"color": "0.55", "lw": 4.0, "alpha": 0.6}, use_torch=True),
         Run("fast.AdamW", torch.float32, {"color": "tab:blue", "lw": 1.6, "ls": "--"}),
         Run("fast.AdamW + stochastic rounding", torch.bfloat16, {"color": "tab:green", "lw": 1.6, "ls": ":"}),
-        Run("fast.AdamW, round-to-nearest", torch.bfloat16, {"color": "tab:red", "lw": 1.8}),
+        Run("fast.AdamW, round-to-nearest", torch.bfloat16, {"color": "tab:red", "lw": 1.8},
+            stochastic_rounding=False),
     ]
     for r in runs:
         train(r, data, batches, args)
 
     info = machine_info(torch.device("cpu"))
+    info["load_average_start"], info["load_average_end"] = load_start, load_average()
     os.makedirs(args.out, exist_ok=True)
     png, md = os.path.join(args.out, "demo_loss.png"), os.path.join(args.out, "demo.md")
     plot(runs, args, png)

@@ -14,6 +14,7 @@ import gc
 import json
 import math
 import os
+import resource
 import shutil
 import tempfile
 import time
@@ -21,18 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import benchutil as bu
 import torch
-from benchutil import (
-    RESULTS,
-    PeakExtraMemory,
-    load_average,
-    machine_info,
-    machine_markdown,
-    markdown_table,
-    quartiles,
-    state_bytes,
-    text_table,
-)
 
 import fast
 
@@ -57,6 +48,7 @@ class Candidate:
     opt: torch.optim.Optimizer = field(init=False)  # built by run(), once params exist
     first_step_s: float = math.nan
     rounds: list[list[float]] = field(default_factory=list)  # seconds, one list per round
+    faults: list[int] = field(default_factory=list)  # minor page faults of each timed step
     peak_extra: int | None = None
 
 
@@ -96,20 +88,23 @@ def model_tensors(quick: bool, seed: int = 0) -> tuple[list[torch.Tensor], list[
     return params, grads
 
 
-def timed_step(opt: torch.optim.Optimizer, device: torch.device) -> float:
+def timed_step(opt: torch.optim.Optimizer, device: torch.device) -> tuple[float, int]:
+    """Seconds of one step, and its minor page faults: temporaries that the allocator serves
+    from fresh pages cost the kernel's page zeroing, which can dominate an eager CPU step."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     t0 = time.perf_counter()
     opt.step()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     device = torch.device(args.device)
-    info = machine_info(device)
-    info["load_average_start"] = load_average()
+    info = bu.machine_info(device)
+    info["load_average_start"] = bu.load_average()
     try:
         import adv_optm  # noqa: F401
 
@@ -131,7 +126,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     # Warm-up, one candidate at a time so each compile is attributed to its own row.
     for c in cands:
-        c.first_step_s = timed_step(c.opt, device)
+        c.first_step_s = timed_step(c.opt, device)[0]
         for _ in range(WARMUP - 1):
             timed_step(c.opt, device)
         print(f"warm-up {c.label} ({str(c.dtype)[6:]}): first step {c.first_step_s:.2f} s")
@@ -143,42 +138,45 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for r in range(n_rounds):
             # Alternate the order so a linear drift within a round favours no candidate.
             for c in cands if r % 2 == 0 else reversed(cands):
-                c.rounds.append([timed_step(c.opt, device) for _ in range(args.per_round)])
+                samples = [timed_step(c.opt, device) for _ in range(args.per_round)]
+                c.rounds.append([t for t, _ in samples])
+                c.faults += [f for _, f in samples]
             print(f"\rround {r + 1}/{n_rounds}", end="", flush=True)
         print()
     finally:
         gc.enable()
 
     # Memory after timing: the allocator switch below would otherwise change the timings.
-    mem = PeakExtraMemory(device)
+    mem = bu.PeakExtraMemory(device)
     method = mem.enable()
     check = mem.self_check()
     for c in cands:
-        known = [x for x in (mem.measure(c.opt.step) for _ in range(2)) if x is not None]
+        known = [x for x in (mem.measure(c.opt.step) for _ in range(3)) if x is not None]
         c.peak_extra = max(known) if known else None
 
     # Every candidate took the same number of steps on the same data: a large difference
     # would mean a row timed something other than AdamW.
     ref = [p.float() for p in cands[0].params]
     rows: list[dict[str, Any]] = []
-    base_rounds = [quartiles(r)[1] for r in cands[0].rounds]
+    base_rounds = [bu.quartiles(r)[1] for r in cands[0].rounds]
     for c in cands:
         flat = [t for r in c.rounds for t in r]
-        q1, med, q3 = quartiles(flat)
-        ratios = [quartiles(r)[1] / b for r, b in zip(c.rounds, base_rounds)]
-        r1, rmed, r3 = quartiles(ratios)
+        q1, med, q3 = bu.quartiles(flat)
+        ratios = [bu.quartiles(r)[1] / b for r, b in zip(c.rounds, base_rounds)]
+        r1, rmed, r3 = bu.quartiles(ratios)
         rows.append({
             "key": c.key, "label": c.label, "dtype": str(c.dtype)[6:],
             "median_ms": med * 1e3, "iqr_ms": [q1 * 1e3, q3 * 1e3],
             "ratio_to_fused": rmed, "ratio_iqr": [r1, r3],
             "first_step_s": c.first_step_s,
             "compile_s": c.first_step_s - med if c.compiled else None,
-            "state_bytes_per_param": state_bytes(c.opt) / numel,
+            "state_bytes_per_param": bu.state_bytes(c.opt) / numel,
             "peak_extra_bytes": c.peak_extra,
+            "page_faults_per_step": bu.quartiles(c.faults)[1],
             "max_abs_diff_vs_fused": max((p.float() - q).abs().max().item() for p, q in zip(c.params, ref)),
             "step_times_s": c.rounds,
         })
-    info["load_average_end"] = load_average()
+    info["load_average_end"] = bu.load_average()
     return {
         "machine": info,
         "config": {
@@ -196,7 +194,7 @@ def table(result: dict[str, Any]) -> tuple[list[str], list[list[object]]]:
     numel = result["config"]["numel"]
     headers = ["optimizer", "params", "ms/step (median)", "IQR ms", "x fused (median)", "IQR x",
                "first step s", "compile s", "state B/param", "peak extra MiB", "peak extra B/param",
-               "max|dp| vs fused"]
+               "page faults/step", "max abs dp vs fused"]
     rows: list[list[object]] = []
     for r in result["results"]:
         peak = r["peak_extra_bytes"]
@@ -207,6 +205,7 @@ def table(result: dict[str, Any]) -> tuple[list[str], list[list[object]]]:
             f"{r['state_bytes_per_param']:.2f}",
             "n/a" if peak is None else f"{peak / 2**20:.1f}",
             "n/a" if peak is None else f"{peak / numel:.2f}",
+            f"{r['page_faults_per_step']:.0f}",
             f"{r['max_abs_diff_vs_fused']:.1e}",
         ])
     return headers, rows
@@ -224,24 +223,28 @@ def write_markdown(result: dict[str, Any], path: os.PathLike[str]) -> None:
         f"{cfg['warmup_steps']} warm-up steps, then {cfg['rounds']} interleaved rounds of "
         f"{cfg['steps_per_round']} steps per candidate (order reversed every other round).",
         "",
-        *markdown_table(*headers_rows),
+        *bu.markdown_table(*headers_rows),
         "",
         "- **x fused**: per round, the candidate's median step time over fused torch AdamW's in the "
         "same round; median and interquartile range over rounds. Ratios are the headline: absolute "
-        "times move with the machine's load.",
+        "times move with the machine's load. The IQR is within one run; repeat runs move the rows that "
+        "allocate temporaries every step (foreach, adv_optm) by more (see page faults).",
         "- **first step**: includes allocating the state and, for compiled rows, compiling "
         f"(inductor cache {cfg['inductor_cache']}); **compile** = first step - median step.",
         "- **state B/param**: bytes of all optimizer-state tensors / number of parameters.",
         f"- **peak extra**: memory the steady-state step needs beyond what is resident before it "
-        f"(max of 2 steps). Method: {result['memory_method']}. Self-check: a 64 MiB temporary "
+        f"(max of 3 steps). Method: {result['memory_method']}. Self-check: a 64 MiB temporary "
         f"measures {'n/a' if check is None else f'{check / 2**20:.1f} MiB'}.",
-        "- **max|dp| vs fused**: largest parameter difference from fused torch AdamW after the same "
+        "- **page faults/step**: median minor page faults of a timed step (4 KiB pages the kernel had "
+        "to map and zero because the allocator returned memory to it); they explain most of the "
+        "run-to-run variation of the eager rows.",
+        "- **max abs dp vs fused**: largest parameter difference from fused torch AdamW after the same "
         "steps (a sanity check that every row runs AdamW; bf16 rows differ by bf16 rounding).",
         *[f"- {n}" for n in result["notes"]],
         "",
         "## Machine",
         "",
-        *machine_markdown(result["machine"]),
+        *bu.machine_markdown(result["machine"]),
         "",
     ]
     with open(path, "w", encoding="utf-8") as f:
@@ -256,10 +259,13 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--warm-cache", action="store_true",
                         help="reuse the inductor cache (default: a fresh one, so compile time is cold)")
-    parser.add_argument("--out", default=str(RESULTS), help="directory for step_time.md / .json")
+    parser.add_argument("--out", default=None,
+                        help="directory for step_time.md / .json (benchmarks/results; a temp dir with --quick)")
     args = parser.parse_args()
     if args.steps is None:
         args.steps = 12 if args.quick else 60
+    if args.out is None:  # smoke-test numbers must not overwrite or sit beside the published ones
+        args.out = os.path.join(tempfile.gettempdir(), "advopt-bench-quick") if args.quick else str(bu.RESULTS)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda requested but torch.cuda.is_available() is False")
 
@@ -277,12 +283,11 @@ def main() -> None:
     result["runtime_s"] = time.perf_counter() - t0
 
     print()
-    print(text_table(*table(result)))
+    print(bu.text_table(*table(result)))
     print(f"peak-memory method: {result['memory_method']}")
     print(f"runtime {result['runtime_s']:.0f} s")
     os.makedirs(args.out, exist_ok=True)
-    stem = "step_time_quick" if args.quick else "step_time"
-    md, js = os.path.join(args.out, stem + ".md"), os.path.join(args.out, stem + ".json")
+    md, js = os.path.join(args.out, "step_time.md"), os.path.join(args.out, "step_time.json")
     write_markdown(result, md)
     with open(js, "w", encoding="utf-8") as f:
         json.dump(result, f, indent=1, default=str)
