@@ -200,6 +200,13 @@ class PeakExtraMemory:
 
 
 # -- output ----------------------------------------------------------------------------------
+def write_report(path: str, lines: list[str], machine: dict[str, Any]) -> None:
+    """Write a results page: ``lines`` followed by the machine section every page carries."""
+    body = [*lines, "## Machine", "", *machine_markdown(machine), ""]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(body))
+
+
 def markdown_table(
     headers: Sequence[str], rows: Sequence[Sequence[object]], right_align: bool = True
 ) -> list[str]:

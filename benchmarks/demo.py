@@ -26,11 +26,11 @@ from benchutil import (
     RESULTS,
     load_average,
     machine_info,
-    machine_markdown,
     markdown_table,
     quartiles,
     state_bytes,
     text_table,
+    write_report,
 )
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
@@ -207,13 +207,8 @@ def write_markdown(runs: list[Run], args: argparse.Namespace, info: dict[str, An
         "",
         "![Training loss and test accuracy](demo_loss.png)",
         "",
-        "## Machine",
-        "",
-        *machine_markdown(info),
-        "",
     ]
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines))
+    write_report(path, lines, info)
 
 
 def main() -> None:

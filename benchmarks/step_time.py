@@ -242,13 +242,8 @@ def write_markdown(result: dict[str, Any], path: os.PathLike[str]) -> None:
         "steps (a sanity check that every row runs AdamW; bf16 rows differ by bf16 rounding).",
         *[f"- {n}" for n in result["notes"]],
         "",
-        "## Machine",
-        "",
-        *bu.machine_markdown(result["machine"]),
-        "",
     ]
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines))
+    bu.write_report(path, lines, result["machine"])
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ numbers so two param groups with different hyperparameters run side by side.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import fast
@@ -25,10 +25,9 @@ class Entry:
     group1: dict[str, Any]
     dtypes: tuple[str, ...] = ("float64", "float32", "bfloat16", "float16")
     compiled_samples: tuple[str, ...] = ()
-    tolerance_prefix: str = field(default="")
 
     def tol_id(self, what: str) -> str:
-        return f"{self.tolerance_prefix or self.name.lower()}.{what}"
+        return f"{self.name.lower()}.{what}"
 
 
 ADAMW = Entry(

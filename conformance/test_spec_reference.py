@@ -14,7 +14,7 @@ from reference.adamw import adamw_quantities, resolved_eps
 from spec import adamw as spec_adamw
 from spec import symbols as s
 
-FLAGS = ("first_moment", "nesterov", "use_atan2", "normed_momentum", "cautious_wd", "use_bias_correction")
+FLAGS = spec_adamw.VARIANTS
 
 
 def _variants():
