@@ -2,8 +2,10 @@
 
 Per-step mode re-syncs fast to the reference after every comparison (both continue from
 identical values), so each check measures one step's error. Drift mode never re-syncs.
-Stochastic-rounding bits are recorded from fast and injected into the reference, so bf16
-parameters are compared bit for bit.
+Every random draw of fast (stochastic rounding of parameters and states, int8 state
+rounding) is recorded and injected into the reference, so rounded values are compared
+bit for bit. States are compared in their stored form: dense values, int8 codes and
+scales, factors and unpacked sign bits, each with its own tolerance id.
 """
 
 from __future__ import annotations
@@ -17,14 +19,21 @@ import torch
 from conformance.compare import as_array, assert_close
 from conformance.inputs import SLOTS, grads_for_step, group_split, initial_values, make_params
 from conformance.registry import Entry
+from reference.storage import unpack_signs
+from spec.storage_layout import Format
 
 PARAM_TOL = {
     "float64": ("fp64.step", None),
-    "float32": ("fp32.step", None),
-    "bfloat16": ("bf16_sr.param", "bf16_sr.one_ulp"),
-    "float16": ("fp16.param", "fp16.one_ulp"),
+    "float32": ("fp32.state", None),
+    "bfloat16": ("bf16.state", "bf16.state_one_ulp"),
+    "float16": ("fp16.state", "fp16.state_one_ulp"),
 }
-STATE_TOL = {"float64": "fp64.step"}  # every other parameter dtype keeps fp32 states
+DENSE_STATE_TOL = {
+    "float64": ("fp64.step", None),
+    "float32": ("fp32.state", None),
+    "bfloat16": ("bf16.state", "bf16.state_one_ulp"),
+    "float16": ("fp16.state", "fp16.state_one_ulp"),
+}
 
 
 @dataclass
@@ -34,12 +43,14 @@ class Pair:
     fast_params: list[torch.Tensor]
     fast: torch.optim.Optimizer
     ref: Any
-    bits: dict[int, torch.Tensor]
+    bits: dict[tuple[int, str], torch.Tensor]
 
 
 def build(entry: Entry, sample: str, dtype: str, *, compiled: bool = False, device: str = "cpu",
-          seed: int = 0) -> Pair:
+          seed: int = 0, storage: str | None = None) -> Pair:
     hyper = dict(entry.samples[sample])
+    if storage is not None:
+        hyper.update(entry.storage[storage])
     params = make_params(initial_values(seed), dtype, device)
     groups = group_split(params)
     fast_opt = entry.fast(
@@ -53,14 +64,14 @@ def build(entry: Entry, sample: str, dtype: str, *, compiled: bool = False, devi
         param_dtype=dtype, **hyper,
     )
     pair = Pair(entry, dtype, params, fast_opt, ref_opt, {})
-    original = fast_opt.rounding_bits
+    original = fast_opt.draw
 
-    def recording(p: torch.Tensor) -> torch.Tensor:
-        bits = original(p)
-        pair.bits[id(p)] = bits.clone()
+    def recording(p: torch.Tensor, purpose: str) -> torch.Tensor:
+        bits = original(p, purpose)
+        pair.bits[(id(p), purpose)] = bits.clone()
         return bits
 
-    fast_opt.rounding_bits = recording  # the seam the optimizer draws its SR bits through
+    fast_opt.draw = recording  # the seam every random draw of the optimizer goes through
     return pair
 
 
@@ -76,31 +87,75 @@ def step_both(pair: Pair, step: int, seed: int = 0) -> None:
             ref_grads.append(as_array(p.grad))
     pair.bits.clear()
     pair.fast.step()
-    bits = [
-        None if id(p) not in pair.bits else pair.bits[id(p)].cpu().numpy().reshape(p.shape)
+    draws = [
+        {purpose: b.cpu().numpy() for (pid, purpose), b in pair.bits.items() if pid == id(p)}
         for p in pair.fast_params
     ]
-    pair.ref.step(ref_grads, rounding_bits=bits)
+    pair.ref.step(ref_grads, draws=draws)
+
+
+STORAGE_TOL_IDS = ("factor", "sign", "int8.code", "int8.one_code", "fp32.state")
+
+
+def state_kinds(pair: Pair, i: int) -> dict[str, tuple[Format, str]]:
+    """Each state key of parameter ``i`` -> (its format, its part: value/scale/row/col/sign)."""
+    p = pair.fast_params[i]
+    group = next(g for g in pair.fast.param_groups if any(q is p for q in g["params"]))
+    out = {}
+    for slot, fmt in zip(pair.fast.SLOTS, pair.fast.formats(p, group)):
+        if fmt is not None:
+            for key in fmt.keys(slot.name):
+                out[key] = (fmt, key[len(slot.name):].lstrip("_") or "value")
+    return out
+
+
+def state_tolerance(pair: Pair, fmt: Format, part: str) -> tuple[str, str | None]:
+    if fmt.kind == "factored":
+        return ("sign", None) if part == "sign" else ("factor", None)
+    if fmt.kind == "int8":
+        return ("int8.code", "int8.one_code") if part == "value" else ("fp32.state", None)
+    if fmt.dtype == "float32" and pair.dtype == "float64":
+        return ("fp32.state", None)
+    return DENSE_STATE_TOL[fmt.dtype]
+
+
+def _compare_state(pair: Pair, i: int, key: str, actual: torch.Tensor, expected: np.ndarray,
+                   kind: tuple[Format, str], where: str) -> None:
+    fmt, part = kind
+    tol_id, ulp_id = state_tolerance(pair, fmt, part)
+    e = pair.entry
+    if part == "sign":
+        if tuple(actual.shape) != expected.shape or actual.dtype != torch.uint8:
+            raise AssertionError(
+                f"{where}: packed signs {actual.dtype} {tuple(actual.shape)}, expected uint8 {expected.shape}"
+            )
+        d2 = pair.ref.state[i][key.replace("_sign", "_col")].shape[0]
+        actual = unpack_signs(actual.cpu().numpy(), d2).astype(np.float64)
+        expected = unpack_signs(expected, d2).astype(np.float64)
+    assert_close(actual, expected, e.tol_id(tol_id), where, e.tol_id(ulp_id) if ulp_id else None)
 
 
 def compare(pair: Pair, label: str, param_tol: tuple[str, str | None] | None = None,
             state_tol: str | None = None) -> None:
     e = pair.entry
     p_tol, p_ulp = param_tol or PARAM_TOL[pair.dtype]
-    s_tol = state_tol or STATE_TOL.get(pair.dtype, "fp32.step")
     for i, p in enumerate(pair.fast_params):
         where = f"{label} param {i} {SLOTS[i].shape} {pair.dtype}"
         assert_close(p, pair.ref.params[i], e.tol_id(p_tol), where, e.tol_id(p_ulp) if p_ulp else None)
         fast_state, ref_state = pair.fast.state.get(p, {}), pair.ref.state[i]
         if set(fast_state) != set(ref_state):
             raise AssertionError(f"{where}: state keys {sorted(fast_state)} != {sorted(ref_state)}")
+        kinds = state_kinds(pair, i) if ref_state else {}
         for key, expected in ref_state.items():
             actual = fast_state[key]
             if not isinstance(expected, np.ndarray):
                 if actual != expected:
                     raise AssertionError(f"{where}: state {key} = {actual!r}, expected {expected!r}")
                 continue
-            assert_close(actual, expected, e.tol_id(s_tol), f"{where} state {key}")
+            if state_tol is not None and kinds[key][0].kind == "dense":
+                assert_close(actual, expected, e.tol_id(state_tol), f"{where} state {key}")
+                continue
+            _compare_state(pair, i, key, actual, expected, kinds[key], f"{where} state {key}")
 
 
 def resync(pair: Pair) -> None:
@@ -113,15 +168,17 @@ def resync(pair: Pair) -> None:
                 if isinstance(value, np.ndarray):
                     st = pair.fast.state[p][key]
                     st.copy_(torch.from_numpy(value).to(st.dtype))
-                    pair.ref.state[i][key] = as_array(st)
+                    integer = not st.is_floating_point()
+                    pair.ref.state[i][key] = st.cpu().numpy().copy() if integer else as_array(st)
 
 
 def run_per_step(entry: Entry, sample: str, dtype: str, *, steps: int = 5, compiled: bool = False,
-                 device: str = "cpu") -> None:
-    pair = build(entry, sample, dtype, compiled=compiled, device=device)
+                 device: str = "cpu", storage: str | None = None) -> None:
+    pair = build(entry, sample, dtype, compiled=compiled, device=device, storage=storage)
+    label = f"{entry.name}[{sample}{'' if storage is None else ', ' + storage}]"
     for step in range(steps):
         step_both(pair, step)
-        compare(pair, f"{entry.name}[{sample}] step {step + 1}")
+        compare(pair, f"{label} step {step + 1}")
         resync(pair)
 
 

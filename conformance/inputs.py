@@ -1,8 +1,11 @@
 """The parameters and gradients every conformance run uses.
 
 Two param groups; shapes cover a 1-D bias, a 2-D matrix, an odd-rank conv-like tensor, a
-prime numel, a non-contiguous view, a 0-d tensor, an empty tensor and a frozen parameter.
-Gradients are seeded; one parameter has no gradient on one step.
+prime numel, a non-contiguous view, a 0-d tensor, an empty tensor, a frozen parameter and a
+(47, 97) matrix: more than one int8 block (2048) with a partial last block, factored as
+(97, 47), with three rows whose gradient is always exactly zero (unused embedding rows, so
+moments and their signs are exactly zero there). Gradients are seeded; one parameter has no
+gradient on one step.
 """
 
 from __future__ import annotations
@@ -33,11 +36,13 @@ SLOTS = (
     Slot((6, 5), 0),
     Slot((3, 5, 7), 0),
     Slot((6, 5), 0, transposed=True),
+    Slot((47, 97), 0),  # group 0's slots come first: the reference orders params by group
     Slot((17,), 1),
     Slot((), 1),
     Slot((0, 4), 1),
     Slot((4,), 1, frozen=True),
 )
+ZERO_ROWS = {4: 3}  # slot index -> leading rows whose gradient is always 0
 NONE_GRAD_AT = (2, 1)  # (step index, slot index): that parameter gets no gradient then
 
 
@@ -68,6 +73,8 @@ def grads_for_step(step: int, seed: int) -> list[np.ndarray | None]:
             continue
         g = rng.normal(0.0, 1.0, size=slot.shape) * rng.choice([1e-3, 0.1, 1.0, 10.0])
         g = np.where(rng.random(slot.shape) < 0.05, 0.0, g)
+        if i in ZERO_ROWS:
+            g[: ZERO_ROWS[i]] = 0.0
         grads.append(np.asarray(g))
     return grads
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import fast  # noqa: F401  (loads every fast module so bindings can be found)
-from fast import adamw, optimizer, rounding, write
+from fast import adamw, optimizer, rounding, step, storage, write
 
 
 @dataclass(frozen=True)
@@ -33,29 +33,47 @@ MUTANTS = (
         "scale * lr / bc1, beta2, 1 - beta2, beta1, 1 - beta1,"),)),
     M("bias_correction_off_by_one", adamw.AdamW._step_scalars,
       (("(1 - beta1**t, 1 - beta2**t)", "(1 - beta1 ** (t + 1), 1 - beta2 ** (t + 1))"),)),
-    M("eps_inside_sqrt", adamw.make_adamw_kernel, (("D = D + eps", "D = (D * D + eps).sqrt()"),)),
-    M("weight_decay_not_decoupled", adamw.make_adamw_kernel,
-      (("G = g.to(s.dtype)", "G = g.to(s.dtype) + lr_wd / step_size * p.to(s.dtype)"),
+    M("eps_inside_sqrt", adamw.make_adamw_math, (("D = D + eps", "D = (D * D + eps).sqrt()"),)),
+    M("weight_decay_not_decoupled", step.make_step_kernel,
+      (("math(g.to(cdt), states, s[1:])", "math(g.to(cdt) + s[0] / s[1] * p.to(cdt), states, s[1:])"),
        ("decay=decay, cautious=cautious_wd", "decay=False, cautious=cautious_wd"))),
     M("sr_wrong_mask", rounding.stochastic_round_bf16, (("& _HIGH_HALF", "& -131072"),)),
-    M("sr_bits_reused", optimizer.FastOptimizer.rounding_bits,
+    M("sr_bits_reused", optimizer.FastOptimizer.draw,
       (("self.generator(p.device)", "torch.Generator(p.device).manual_seed(self.seed)"),)),
     M("nesterov_coef_ignored", adamw.AdamW._step_scalars,
       (('c = beta1 if group["nesterov_coef"] is None else group["nesterov_coef"]', "c = beta1"),)),
     M("cautious_mask_inverted", write.decayed, (("U * P >= 0", "U * P <= 0"),)),
-    M("atan2_arguments_swapped", adamw.make_adamw_kernel, (("torch.atan2(x, D)", "torch.atan2(D, x)"),)),
-    M("normed_momentum_on_raw_grad", adamw.make_adamw_kernel,
+    M("atan2_arguments_swapped", adamw.make_adamw_math, (("torch.atan2(x, D)", "torch.atan2(D, x)"),)),
+    M("normed_momentum_on_raw_grad", adamw.make_adamw_math,
       (("x = normalise(G) if normed_momentum else G", "x = G"),)),
     M("sr_nan_guard_missing", rounding.stochastic_round_bf16,
       (("torch.where(torch.isnan(x), x, rounded)", "rounded"),)),
     M("scale_invariant_eps_wrong", adamw.AdamW._step_scalars,
-      (("1 / math.sqrt(p.numel())", "1 / p.numel()"),)),
+      (("1 / math.sqrt(max(p.numel(), 1))", "1 / max(p.numel(), 1)"),)),
     M("bias_correction_always_on", adamw.AdamW._step_scalars,
       (('if group["use_bias_correction"] else (1.0, 1.0)', "if True else (1.0, 1.0)"),)),
     M("atan2_scale_dropped", adamw.AdamW._step_scalars,
       (('ATAN2_SCALE if group["use_atan2"] else 1.0', "1.0"),)),
-    M("second_moment_of_abs_grad", adamw.make_adamw_kernel,
+    M("second_moment_of_abs_grad", adamw.make_adamw_math,
       (("one_m_beta2 * G * G", "one_m_beta2 * G.abs()"),)),
+    # The storage layer (spec/state_storage.md).
+    M("sign_bit_order_reversed", storage.pack_signs,
+      (("acc = bits[..., 0]", "acc = bits[..., 0] << 7"), ("(bits[..., k] << k)", "(bits[..., k] << (7 - k))"))),
+    M("factored_wrong_side_normalised", storage.finish,
+      (("row.copy_(M.sum(1))", "r = M.sum(1)\n    row.copy_(r / r.sum().clamp_min(NORM_FLOOR))"),
+       ("col.copy_(c / c.sum().clamp_min(NORM_FLOOR))", "col.copy_(c)"))),
+    M("zero_sign_flipped", storage.encode, (("pack_signs(x.view(d1, d2) > 0)", "pack_signs(x.view(d1, d2) >= 0)"),)),
+    M("refactor_from_old_state", storage.encode,
+      (("scratch.copy_(x.abs() if fmt.signed else x)",
+        "old = decode(fmt, t, x.numel(), x.dtype)\n        scratch.copy_(old.abs() if fmt.signed else old)"),)),
+    M("int8_scale_per_tensor", storage.quantize,
+      (("amax = F.pad(x.abs(), (0, n_blocks * BLOCK - n)).view(n_blocks, BLOCK).amax(1)",
+        "amax = x.abs().amax().expand(n_blocks)"),)),
+    M("int8_round_to_nearest", storage.quantize, (("bits.to(x.dtype) * _UNIFORM_SCALE", "0.5"),)),
+    M("state_sr_bits_shared", optimizer.FastOptimizer._run_step,
+      (("self.draw(p, slot.name) if f is not None", "shared if f is not None"),
+       ('param_bits = self.draw(p, "param") if mode is WriteMode.STOCHASTIC else None',
+        'shared = self.draw(p, "param")\n        param_bits = shared if mode is WriteMode.STOCHASTIC else None'))),
 )
 
 

@@ -7,7 +7,7 @@ numbers so two param groups with different hyperparameters run side by side.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import fast
@@ -25,10 +25,28 @@ class Entry:
     group1: dict[str, Any]
     dtypes: tuple[str, ...] = ("float64", "float32", "bfloat16", "float16")
     compiled_samples: tuple[str, ...] = ()
+    # Storage variants (hyperparameters added to a sample), each run on ``storage_samples`` for
+    # the fp32 and bf16 parameter dtypes; ``storage_dtypes`` as the issue demands.
+    storage: dict[str, dict[str, Any]] = field(default_factory=dict)
+    storage_samples: tuple[str, ...] = ()
+    storage_dtypes: tuple[str, ...] = ("float32", "bfloat16")
 
     def tol_id(self, what: str) -> str:
         return f"{self.name.lower()}.{what}"
 
+
+# Every state_precision, plus factored with vector_reshape and factored_2nd over dense and
+# int8 first moments; fp16 states with bf16 parameters come from ("fp16", "bfloat16").
+STORAGE = {
+    "fp32": {"state_precision": "fp32"},
+    "bf16_sr": {"state_precision": "bf16_sr"},
+    "fp16": {"state_precision": "fp16"},
+    "int8_sr": {"state_precision": "int8_sr"},
+    "factored": {"state_precision": "factored"},
+    "factored_vector_reshape": {"state_precision": "factored", "vector_reshape": True},
+    "factored_2nd": {"factored_2nd": True},
+    "factored_2nd_int8": {"factored_2nd": True, "state_precision": "int8_sr", "vector_reshape": True},
+}
 
 ADAMW = Entry(
     name="AdamW",
@@ -59,6 +77,8 @@ ADAMW = Entry(
     },
     group1={"lr": 1.1e-2, "betas": (0.6, 0.9), "weight_decay": 0.3, "eps": 1e-5},
     compiled_samples=("default", "everything", "atan2", "beta1_zero"),
+    storage=STORAGE,
+    storage_samples=("betas_eps_wd", "everything", "beta1_zero", "atan2", "nesterov_coef"),
 )
 
 ENTRIES = {e.name: e for e in (ADAMW,)}

@@ -77,21 +77,31 @@ def check_matches_reference(round_fn=None, n: int = 20000, seed: int = 0) -> Non
 
 
 def check_generator_stream(optimizer_cls, seed: int = 7) -> None:
-    """The bits come from a generator seeded with ``seed``, drawn in parameter order, one
-    int in [0, 2^16) per element, fresh on every step (never reused)."""
+    """The bits come from a generator seeded with ``seed``, drawn in parameter order (the
+    parameter's write, then each stochastically stored state), one int in [0, 2^16) per
+    element, fresh on every draw (never reused)."""
     params = [torch.zeros(5, dtype=torch.bfloat16, requires_grad=True),
               torch.zeros(3, 4, dtype=torch.bfloat16, requires_grad=True)]
     opt = optimizer_cls(params, lr=1e-3, seed=seed, compiled_optimizer=False)
     seen: list[torch.Tensor] = []
-    original = opt.rounding_bits
-    opt.rounding_bits = lambda p: seen.append(original(p)) or seen[-1]
+    purposes: list[str] = []
+    original = opt.draw
+
+    def recording(p: torch.Tensor, purpose: str) -> torch.Tensor:
+        purposes.append(purpose)
+        seen.append(original(p, purpose))
+        return seen[-1]
+
+    opt.draw = recording
     for _ in range(2):
         for p in params:
             p.grad = torch.ones_like(p)
         opt.step()
     gen = torch.Generator().manual_seed(seed)
+    per_param = ("param", "exp_avg", "exp_avg_sq")  # bf16 params: 'auto' states are bf16 SR
+    assert purposes == list(per_param) * 2 * len(params), purposes
     expected = [torch.randint(0, 2**16, (p.numel(),), generator=gen, dtype=torch.int32)
-                for _ in range(2) for p in params]
+                for _ in range(2) for p in params for _ in per_param]
     assert len(seen) == len(expected), f"{len(seen)} draws, expected {len(expected)}"
     for k, (a, b) in enumerate(zip(seen, expected)):
         assert torch.equal(a.cpu(), b), f"draw {k} is not the next draw of the seeded generator"

@@ -6,6 +6,7 @@ import pytest
 
 import fast
 from conformance import rounding_checks as rc
+from conformance import storage_checks as sc
 from conformance.harness import run_per_step
 from conformance.mutants import MUTANTS, applied
 from conformance.registry import ENTRIES
@@ -16,10 +17,15 @@ def _suite_checks():
     yield rc.check_exhaustive
     yield rc.check_special_values
     yield lambda: rc.check_generator_stream(fast.AdamW)
+    yield sc.check_packing_against_numpy
+    yield sc.check_factorization
+    yield sc.check_int8
     for entry in ENTRIES.values():
         for dtype in ("float64", "bfloat16"):
             for sample in entry.samples:
                 yield lambda e=entry, s=sample, d=dtype: run_per_step(e, s, d, steps=3)
+        for storage in entry.storage:
+            yield lambda e=entry, st=storage: run_per_step(e, "everything", "bfloat16", steps=3, storage=st)
 
 
 def test_suite_passes_unmutated():
@@ -41,5 +47,6 @@ def test_mutant_is_caught(mutant):
 def test_at_least_the_required_mutants_exist():
     required = {"sign_flip", "swapped_betas", "bias_correction_off_by_one", "eps_inside_sqrt",
                 "weight_decay_not_decoupled", "sr_wrong_mask", "sr_bits_reused",
-                "nesterov_coef_ignored"}
+                "nesterov_coef_ignored", "sign_bit_order_reversed", "factored_wrong_side_normalised",
+                "zero_sign_flipped", "refactor_from_old_state", "int8_scale_per_tensor"}
     assert required <= {m.name for m in MUTANTS}

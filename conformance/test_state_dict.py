@@ -10,6 +10,7 @@ import torch
 
 import fast
 from conformance.inputs import TORCH_DTYPES, grads_for_step, group_split, initial_values, make_params
+from conformance.registry import STORAGE
 
 SAMPLES = [
     {"lr": 2e-2, "weight_decay": 0.1},
@@ -32,8 +33,12 @@ def _steps(params, opt, steps):
         opt.step()
 
 
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
-@pytest.mark.parametrize("hyper", SAMPLES, ids=range(len(SAMPLES)))
+CASES = [(d, h) for d in ("float32", "bfloat16", "float16") for h in SAMPLES]
+CASES += [(d, {**SAMPLES[0], **st}) for d in ("float32", "bfloat16") for st in STORAGE.values()]
+
+
+@pytest.mark.parametrize(("dtype", "hyper"), CASES, ids=lambda x: x if isinstance(x, str) else "-".join(
+    f"{k}={v}" for k, v in x.items() if k in ("state_precision", "factored_2nd", "vector_reshape", "betas")))
 def test_resume_is_bit_identical(dtype, hyper):
     params, opt = _make(dtype, hyper)
     _steps(params, opt, range(3))
@@ -48,10 +53,10 @@ def test_resume_is_bit_identical(dtype, hyper):
         r.requires_grad_(p.requires_grad)
     resumed, opt2 = _make(dtype, hyper, params=resumed)
     opt2.load_state_dict(saved["opt"])
-    for p in resumed:  # states keep their own dtype (fp32), not the parameter's
-        for value in opt2.state.get(p, {}).values():
+    for p, q in zip(params, resumed):  # states keep their own dtypes (fp32 factors, uint8 signs, ...)
+        for key, value in opt2.state.get(q, {}).items():
             if torch.is_tensor(value):
-                assert value.dtype == torch.float32
+                assert value.dtype == opt.state[p][key].dtype, (key, value.dtype)
     _steps(resumed, opt2, range(3, 6))
     for i, (a, b) in enumerate(zip(params, resumed)):
         assert a.dtype == b.dtype == TORCH_DTYPES[dtype]
@@ -77,4 +82,21 @@ def test_load_rejects_mismatched_groups():
     _steps(params, opt, range(1))
     other = fast.AdamW([torch.zeros(3, requires_grad=True)])
     with pytest.raises(ValueError):
+        other.load_state_dict(opt.state_dict())
+
+
+LAYOUTS = {  # key -> (saved with, loaded with): only ``key`` differs
+    "state_precision": ({"state_precision": "factored"}, {"state_precision": "int8_sr"}),
+    "factored_2nd": ({"state_precision": "fp32"}, {"state_precision": "fp32", "factored_2nd": True}),
+    "vector_reshape": ({"state_precision": "factored", "vector_reshape": True}, {"state_precision": "factored"}),
+}
+
+
+@pytest.mark.parametrize("key", list(LAYOUTS))
+def test_load_rejects_another_storage_layout(key):
+    saved_with, loaded_with = LAYOUTS[key]
+    params, opt = _make("float32", {**SAMPLES[0], **saved_with})
+    _steps(params, opt, range(1))
+    _, other = _make("float32", {**SAMPLES[0], **loaded_with})
+    with pytest.raises(ValueError, match=key):
         other.load_state_dict(opt.state_dict())

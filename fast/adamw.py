@@ -3,41 +3,31 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
 
-from fast import compile as kernels
 from fast.optimizer import FastOptimizer
-from fast.write import WriteMode, compute_dtype, new_param, store, write_mode
-from spec.hparams.adamw import CONSTRAINTS, GROUP
+from fast.write import compute_dtype
+from spec.hparams.adamw import CONSTRAINTS, GROUP, SLOTS
 from spec.hparams.common import RUNTIME
+from spec.storage_layout import Slot
 
 ATAN2_SCALE = 4 / math.pi
 
 
-def make_adamw_kernel(
-    first_moment: bool,
-    nesterov: bool,
-    use_atan2: bool,
-    normed_momentum: bool,
-    decay: bool,
-    cautious_wd: bool,
-    mode: WriteMode,
-    dtype: torch.dtype,  # only a cache key: one compiled graph per parameter dtype
-):
-    """The AdamW step for one flattened parameter, specialised on the static flags.
+def make_adamw_math(first_moment: bool, nesterov: bool, use_atan2: bool, normed_momentum: bool):
+    """AdamW's math on flat compute-dtype tensors, specialised on the static flags.
 
-    ``s`` holds [step_size, beta1, 1-beta1, beta2, 1-beta2, sqrt(bc2), eps, lr*wd, c, 1-c]
-    in the compute dtype, where step_size already includes 1/bc1 (and 4/pi for atan2). The
-    complements are computed in float64 on the host: 1-beta2 formed in fp32 from fp32(0.999)
-    is off by 1.3e-5 relative. Writes p, m, v in place.
+    ``s`` holds [step_size, beta1, 1-beta1, beta2, 1-beta2, sqrt(bc2), eps, c, 1-c], where
+    step_size already includes 1/bc1 (and 4/pi for atan2). The complements are computed in
+    float64 on the host: 1-beta2 formed in fp32 from fp32(0.999) is off by 1.3e-5 relative.
     """
 
-    def adamw_kernel(p, g, m, v, s, bits):
-        step_size, beta1, one_m_beta1, beta2, one_m_beta2, sqrt_bc2, eps, lr_wd, c, one_m_c = s.unbind(0)
-        G = g.to(s.dtype)
+    def adamw_math(G, states, s):
+        m, v = states
+        step_size, beta1, one_m_beta1, beta2, one_m_beta2, sqrt_bc2, eps, c, one_m_c = s.unbind(0)
         v_new = beta2 * v + one_m_beta2 * G * G
         D = v_new.sqrt() / sqrt_bc2
         if not use_atan2:
@@ -47,18 +37,16 @@ def make_adamw_kernel(
             return torch.atan2(x, D) if use_atan2 else x / D
 
         x = normalise(G) if normed_momentum else G
+        m_new = None
         if first_moment:
             m_new = beta1 * m + one_m_beta1 * x
             n = c * m_new + one_m_c * x if nesterov else m_new
-            m.copy_(m_new)
         else:
             n = x
         U = step_size * (n if normed_momentum else normalise(n))
-        v.copy_(v_new)
-        P = new_param(p.to(s.dtype), U, lr_wd, decay=decay, cautious=cautious_wd)
-        p.copy_(store(P, p.dtype, mode, bits))
+        return U, (m_new, v_new)
 
-    return adamw_kernel
+    return adamw_math
 
 
 class AdamW(FastOptimizer):
@@ -140,6 +128,7 @@ class AdamW(FastOptimizer):
     HYPERPARAMETERS = GROUP
     RUNTIME = RUNTIME
     CONSTRAINTS = CONSTRAINTS
+    SLOTS = SLOTS
 
     def __init__(
         self,
@@ -154,6 +143,9 @@ class AdamW(FastOptimizer):
         nesterov_coef: float | None = GROUP["nesterov_coef"].default,
         use_atan2: bool = GROUP["use_atan2"].default,
         normed_momentum: bool = GROUP["normed_momentum"].default,
+        state_precision: str = GROUP["state_precision"].default,
+        factored_2nd: bool = GROUP["factored_2nd"].default,
+        vector_reshape: bool = GROUP["vector_reshape"].default,
         stochastic_rounding: bool = RUNTIME["stochastic_rounding"].default,
         seed: int = RUNTIME["seed"].default,
         compiled_optimizer: bool = RUNTIME["compiled_optimizer"].default,
@@ -162,52 +154,32 @@ class AdamW(FastOptimizer):
             params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
             cautious_wd=cautious_wd, use_bias_correction=use_bias_correction,
             nesterov=nesterov, nesterov_coef=nesterov_coef, use_atan2=use_atan2,
-            normed_momentum=normed_momentum, stochastic_rounding=stochastic_rounding,
+            normed_momentum=normed_momentum, state_precision=state_precision,
+            factored_2nd=factored_2nd, vector_reshape=vector_reshape,
+            stochastic_rounding=stochastic_rounding,
             seed=seed, compiled_optimizer=compiled_optimizer,
         )
         self._scalars: dict[tuple, torch.Tensor] = {}
 
+    def active_slots(self, group: dict[str, Any]) -> Sequence[Slot]:
+        return self.SLOTS if group["betas"][0] > 0 else self.SLOTS[1:]
+
     def _update(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict) -> None:
-        beta1 = group["betas"][0]
-        cdt = compute_dtype(p.dtype)
-        if not state:
-            state["step"] = 0
-            if beta1 > 0:
-                state["exp_avg"] = torch.zeros(p.shape, dtype=cdt, device=p.device)
-            state["exp_avg_sq"] = torch.zeros(p.shape, dtype=cdt, device=p.device)
-        state["step"] += 1
-        if p.numel() == 0:
-            return
-        mode = write_mode(p.dtype, self.stochastic_rounding)
-        fn = kernels.kernel(
-            make_adamw_kernel,
-            (
-                "exp_avg" in state, group["nesterov"], group["use_atan2"],
-                group["normed_momentum"], group["weight_decay"] > 0, group["cautious_wd"], mode,
-                p.dtype,
-            ),
-            self.compiled_optimizer,
-        )
-        m = state.get("exp_avg")
-        flat = p.view(-1) if p.is_contiguous() else p.contiguous().view(-1)
-        bits = self.rounding_bits(p) if mode is WriteMode.STOCHASTIC else None
-        fn(
-            flat, grad.reshape(-1), None if m is None else m.view(-1),
-            state["exp_avg_sq"].view(-1), self._step_scalars(group, state["step"], p, cdt), bits,
-        )
-        if flat.data_ptr() != p.data_ptr():
-            p.copy_(flat.view_as(p))
+        flags = (group["betas"][0] > 0, group["nesterov"], group["use_atan2"], group["normed_momentum"])
+        t = state.get("step", 0) + 1
+        self._run_step(p, grad, group, state, make_adamw_math, flags,
+                       self._step_scalars(group, t, p, compute_dtype(p.dtype)))
 
     def _step_scalars(self, group: dict[str, Any], t: int, p: torch.Tensor, cdt: torch.dtype) -> torch.Tensor:
         beta1, beta2 = group["betas"]
         lr = group["lr"]
         bc1, bc2 = (1 - beta1**t, 1 - beta2**t) if group["use_bias_correction"] else (1.0, 1.0)
-        eps = 1 / math.sqrt(p.numel()) if group["eps"] is None else group["eps"]
+        eps = 1 / math.sqrt(max(p.numel(), 1)) if group["eps"] is None else group["eps"]
         c = beta1 if group["nesterov_coef"] is None else group["nesterov_coef"]
         scale = ATAN2_SCALE if group["use_atan2"] else 1.0
         values = (
-            scale * lr / bc1, beta1, 1 - beta1, beta2, 1 - beta2, math.sqrt(bc2), eps,
-            lr * group["weight_decay"], c, 1 - c,
+            lr * group["weight_decay"], scale * lr / bc1, beta1, 1 - beta1, beta2, 1 - beta2,
+            math.sqrt(bc2), eps, c, 1 - c,
         )
         key = (values, p.device, cdt)
         s = self._scalars.get(key)

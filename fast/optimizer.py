@@ -9,10 +9,19 @@ from typing import Any, ClassVar
 
 import torch
 
+from fast import compile as kernels
+from fast import storage
 from fast.rounding import draw_bits
+from fast.step import MathFactory, make_step_kernel
+from fast.write import WriteMode, write_mode
 from spec.hparams.core import Constraint, Hyperparameter
+from spec.storage_layout import Format, Slot, resolve
 
 RNG_KEY = "rng"
+# Changing any of these changes which tensors a state holds, so a state_dict saved under
+# one value cannot be loaded under another.
+STORAGE_KEYS = ("state_precision", "factored_2nd", "vector_reshape")
+DTYPE_NAMES = {v: k for k, v in storage.DTYPES.items()}
 
 
 class _Kept:
@@ -25,11 +34,13 @@ class _Kept:
 
 
 class FastOptimizer(torch.optim.Optimizer):
-    """Base class. Subclasses set the spec tables and implement ``_update(p, grad, group, state)``."""
+    """Base class. Subclasses set the spec tables and ``SLOTS`` and implement
+    ``_update(p, grad, group, state)``, usually by calling ``_run_step`` with their math."""
 
     HYPERPARAMETERS: ClassVar[Mapping[str, Hyperparameter]]  # per param group
     RUNTIME: ClassVar[Mapping[str, Hyperparameter]]  # per optimizer
     CONSTRAINTS: ClassVar[Sequence[Constraint]] = ()
+    SLOTS: ClassVar[Sequence[Slot]] = ()
 
     def __init__(self, params: Iterable[Any], **hyper: Any) -> None:
         known = {**self.HYPERPARAMETERS, **self.RUNTIME}
@@ -42,6 +53,7 @@ class FastOptimizer(torch.optim.Optimizer):
             setattr(self, name, self.RUNTIME[name].validate(values.pop(name)))
         defaults = {name: self.HYPERPARAMETERS[name].validate(v) for name, v in values.items()}
         self._generators: dict[str, torch.Generator] = {}
+        self._scratch: dict[tuple[str, torch.dtype], torch.Tensor] = {}
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -73,8 +85,9 @@ class FastOptimizer(torch.optim.Optimizer):
             self._generators[key] = gen
         return gen
 
-    def rounding_bits(self, p: torch.Tensor) -> torch.Tensor:
-        """Stochastic-rounding draws for ``p`` (a seam: tests inject or record bits here)."""
+    def draw(self, p: torch.Tensor, purpose: str) -> torch.Tensor:
+        """Random 16-bit integers for ``p``, one per element: "param" for the stochastic write,
+        else the name of a stochastically stored state (a seam: tests record or inject here)."""
         return draw_bits(p.numel(), self.generator(p.device), p.device)
 
     # -- checkpoints ------------------------------------------------------------------------
@@ -85,6 +98,15 @@ class FastOptimizer(torch.optim.Optimizer):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         state_dict = dict(state_dict)
+        for i, (saved, group) in enumerate(zip(state_dict["param_groups"], self.param_groups)):
+            for key in STORAGE_KEYS:
+                if key in group and saved.get(key, group[key]) != group[key]:
+                    raise ValueError(
+                        f"{type(self).__name__}.load_state_dict: param group {i} was saved with "
+                        f"{key}={saved.get(key)!r} but this optimizer uses {key}={group[key]!r}; the "
+                        "stored states have a different layout. Construct the optimizer with the "
+                        "saved value to resume."
+                    )
         rng = state_dict.pop(RNG_KEY, {})
         state_dict["state"] = {
             k: {n: _Kept(x) if torch.is_tensor(x) else x for n, x in st.items()}
@@ -127,3 +149,78 @@ class FastOptimizer(torch.optim.Optimizer):
 
     def _update(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict) -> None:
         raise NotImplementedError
+
+    # -- the shared step -------------------------------------------------------------------
+    def active_slots(self, group: dict[str, Any]) -> Sequence[Slot]:
+        """The states kept under ``group``'s hyperparameters (all of ``SLOTS`` by default)."""
+        return self.SLOTS
+
+    def formats(self, p: torch.Tensor, group: dict[str, Any]) -> tuple[Format | None, ...]:
+        """Each slot's storage format for ``p`` (None for a slot not kept)."""
+        active = self.active_slots(group)
+        return tuple(
+            resolve(slot, DTYPE_NAMES[p.dtype], p.dim(), p.numel(), group, self.stochastic_rounding)
+            if slot in active else None
+            for slot in self.SLOTS
+        )
+
+    def _run_step(
+        self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict,
+        make_math: MathFactory, math_flags: tuple, scalars: torch.Tensor,
+    ) -> None:
+        """Initialise the states if needed, advance ``step`` and run the fused kernel.
+
+        ``scalars[0]`` must be lr * weight_decay; the rest go to the optimizer's math.
+        """
+        formats = self.formats(p, group)
+        if not state:
+            state["step"] = 0
+            for slot, fmt in zip(self.SLOTS, formats):
+                if fmt is not None:
+                    for suffix, tensor in storage.allocate(fmt, p).items():
+                        state[slot.name + suffix] = tensor
+        state["step"] += 1
+        if p.numel() == 0:
+            return
+        mode = write_mode(p.dtype, self.stochastic_rounding)
+        fn = kernels.kernel(
+            make_step_kernel,
+            (make_math, math_flags, formats, group["weight_decay"] > 0, group["cautious_wd"], mode, p.dtype),
+            self.compiled_optimizer,
+        )
+        stored = tuple(
+            None if f is None else storage.flat_views(f, [state[k] for k in f.keys(slot.name)])
+            for slot, f in zip(self.SLOTS, formats)
+        )
+        param_bits = self.draw(p, "param") if mode is WriteMode.STOCHASTIC else None
+        bits = (param_bits, *(
+            self.draw(p, slot.name) if f is not None and storage.needs_bits(f) else None
+            for slot, f in zip(self.SLOTS, formats)
+        ))
+        scratch = self._scratch_views(p, formats, scalars.dtype)
+        flat = p.view(-1) if p.is_contiguous() else p.contiguous().view(-1)
+        fn(flat, grad.reshape(-1), stored, scalars, bits, scratch)
+        if flat.data_ptr() != p.data_ptr():
+            p.copy_(flat.view_as(p))
+        for f, t, sc in zip(formats, stored, scratch):
+            if f is not None:
+                storage.finish(f, t, sc)
+
+    def _scratch_views(self, p: torch.Tensor, formats: tuple[Format | None, ...],
+                       cdt: torch.dtype) -> tuple[torch.Tensor | None, ...]:
+        """Full-size workspace for factored states, shared by all parameters (so the extra
+        memory of a step is one full-size buffer per factored state of the largest tensor)."""
+        factored = [f is not None and f.kind == "factored" for f in formats]
+        if not any(factored):
+            return (None,) * len(formats)
+        n = p.numel()
+        key = (str(p.device), cdt)
+        buf = self._scratch.get(key)
+        need = n * sum(factored)
+        if buf is None or buf.numel() < need:
+            buf = self._scratch[key] = torch.empty(need, dtype=cdt, device=p.device)
+        views, used = [], 0
+        for is_f in factored:
+            views.append(buf[used:used + n] if is_f else None)
+            used += n if is_f else 0
+        return tuple(views)

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from reference.optimizer import ReferenceOptimizer
+from reference.storage import StateStore
 from reference.weight_decay import apply_update
-from spec.hparams.adamw import ALL, CONSTRAINTS
+from spec.hparams.adamw import ALL, CONSTRAINTS, SLOTS
+from spec.storage_layout import Slot
 
 ATAN2_SCALE = 4 / math.pi
 
 
 def resolved_eps(eps: float | None, numel: int) -> float:
-    """``eps=None`` is the scale-invariant eps 1/sqrt(numel)."""
-    return 1.0 / math.sqrt(numel) if eps is None else eps
+    """``eps=None`` is the scale-invariant eps 1/sqrt(numel) (an empty tensor has no
+    coordinates to scale; it gets 1 rather than a division by zero)."""
+    return 1.0 / math.sqrt(max(numel, 1)) if eps is None else eps
 
 
 def adamw_quantities(
@@ -72,8 +75,10 @@ def adamw_quantities(
 class AdamW(ReferenceOptimizer):
     """Float64 AdamW (decoupled weight decay), literal to spec/adamw.md.
 
-    State per parameter: ``step`` (int), ``exp_avg`` (absent when betas[0] = 0),
-    ``exp_avg_sq``.
+    State per parameter: ``step`` (int), ``exp_avg`` (absent when betas[0] = 0) and
+    ``exp_avg_sq``, each stored in the format ``state_precision`` selects
+    (spec/state_storage.md: dense keys as named, int8 adds ``<name>_scale``, factored
+    stores ``<name>_row``, ``<name>_col`` and, for exp_avg, ``<name>_sign``).
 
     Examples:
         >>> import numpy as np
@@ -85,18 +90,16 @@ class AdamW(ReferenceOptimizer):
 
     HYPERPARAMETERS = ALL
     CONSTRAINTS = CONSTRAINTS
+    SLOTS = SLOTS
 
-    def update(
-        self, p: np.ndarray, g: np.ndarray, state: dict[str, Any], hyper: Mapping[str, Any]
-    ) -> np.ndarray:
-        if not state:
-            state["step"] = 0
-            if hyper["betas"][0] > 0:
-                state["exp_avg"] = np.zeros_like(p)
-            state["exp_avg_sq"] = np.zeros_like(p)
-        state["step"] += 1
-        q = adamw_quantities(p, g, state.get("exp_avg"), state["exp_avg_sq"], state["step"], hyper)
-        if "exp_avg" in state:
-            state["exp_avg"] = np.asarray(q["m"])
-        state["exp_avg_sq"] = np.asarray(q["v"])
+    def active_slots(self, hyper: Mapping[str, Any]) -> Sequence[Slot]:
+        return self.SLOTS if hyper["betas"][0] > 0 else self.SLOTS[1:]
+
+    def update(self, p: np.ndarray, g: np.ndarray, store: StateStore, hyper: Mapping[str, Any]) -> np.ndarray:
+        store.state["step"] += 1
+        m = store.load("exp_avg") if "exp_avg" in store.formats else None
+        q = adamw_quantities(p, g, m, store.load("exp_avg_sq"), store.state["step"], hyper)
+        if m is not None:
+            store.save("exp_avg", q["m"])
+        store.save("exp_avg_sq", q["v"])
         return q["p"]

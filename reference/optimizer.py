@@ -1,8 +1,9 @@
 """The reference optimizer shell: param groups, validation from ``spec``, the write.
 
-Subclasses define ``HYPERPARAMETERS`` (the spec table), ``CONSTRAINTS`` and
-``update(p, g, state, hyper)`` returning the new parameter value in float64 (before the
-write) and mutating ``state``.
+Subclasses define ``HYPERPARAMETERS`` (the spec table), ``CONSTRAINTS``, ``SLOTS`` (the
+states they keep, spec.storage_layout.Slot) and ``update(p, g, store, hyper)`` returning the
+new parameter value in float64 (before the write); ``store`` (reference.storage.StateStore)
+holds the step count in ``store.state`` and decodes/encodes the states in their formats.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ from typing import Any, ClassVar
 import numpy as np
 
 from reference.rounding import PARAM_DTYPES, write
+from reference.storage import StateStore
 from spec.hparams.core import Constraint, Hyperparameter
+from spec.storage_layout import SR_BITS, Format, Slot, resolve
 
 
 class ReferenceOptimizer:
     HYPERPARAMETERS: ClassVar[Mapping[str, Hyperparameter]]
     CONSTRAINTS: ClassVar[Sequence[Constraint]] = ()
+    SLOTS: ClassVar[Sequence[Slot]] = ()
 
     def __init__(
         self,
@@ -61,12 +65,13 @@ class ReferenceOptimizer:
     def step(
         self,
         grads: Sequence[np.ndarray | None],
-        rounding_bits: Sequence[np.ndarray | None] | None = None,
+        draws: Sequence[Mapping[str, np.ndarray] | None] | None = None,
     ) -> None:
         """One step. ``grads[i] is None`` skips parameter i (its step count does not advance).
 
-        ``rounding_bits[i]`` are the stochastic-rounding draws (integers in [0, 2^16), one per
-        element) for a bfloat16 parameter; missing ones are drawn from the seeded generator.
+        ``draws[i]`` maps a purpose ("param" for the stochastic write of a bfloat16 parameter,
+        else the name of a stochastically stored state) to its random integers in [0, 2^16),
+        one per element; missing ones are drawn from the seeded generator.
         """
         if len(grads) != len(self.params):
             raise ValueError(f"got {len(grads)} gradients for {len(self.params)} parameters")
@@ -74,16 +79,36 @@ class ReferenceOptimizer:
             for i in group["indices"]:
                 if grads[i] is None:
                     continue
+                given = {} if draws is None or draws[i] is None else draws[i]
+
+                def draw(purpose: str, n: int, given: Mapping[str, np.ndarray] = given) -> np.ndarray:
+                    if purpose in given:
+                        return np.asarray(given[purpose]).reshape(-1)
+                    return self._rng.integers(0, 2**SR_BITS, size=n)
+
                 g = np.asarray(grads[i], dtype=np.float64).reshape(self.params[i].shape)
-                P = self.update(self.params[i], g, self.state[i], group)
+                store = StateStore(self.state[i], self.formats(i, group), self.params[i].shape, draw)
+                if not store.state:
+                    store.state["step"] = 0
+                    store.init()
+                P = self.update(self.params[i], g, store, group)
                 dtype = self.param_dtypes[i]
                 stochastic = dtype == "bfloat16" and group["stochastic_rounding"]
-                bits = None if rounding_bits is None else rounding_bits[i]
-                if stochastic and bits is None:
-                    bits = self._rng.integers(0, 2**16, size=P.shape)
+                bits = draw("param", P.size) if stochastic else None
                 self.params[i] = np.asarray(write(np.asarray(P), dtype, stochastic=stochastic, bits=bits))
 
+    def active_slots(self, hyper: Mapping[str, Any]) -> Sequence[Slot]:
+        return self.SLOTS
+
+    def formats(self, i: int, group: Mapping[str, Any]) -> dict[str, Format]:
+        """The storage format of each state of parameter ``i`` (spec.storage_layout.resolve)."""
+        p = self.params[i]
+        return {
+            slot.name: resolve(slot, self.param_dtypes[i], p.ndim, p.size, dict(group), group["stochastic_rounding"])
+            for slot in self.active_slots(group)
+        }
+
     def update(
-        self, p: np.ndarray, g: np.ndarray, state: dict[str, Any], hyper: Mapping[str, Any]
+        self, p: np.ndarray, g: np.ndarray, store: StateStore, hyper: Mapping[str, Any]
     ) -> np.ndarray:
         raise NotImplementedError

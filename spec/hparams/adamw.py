@@ -2,6 +2,9 @@
 
 from spec.hparams.common import RUNTIME, WRITE
 from spec.hparams.core import Constraint, Hyperparameter, Kind
+from spec.hparams.storage import CONSTRAINTS as STORAGE_CONSTRAINTS
+from spec.hparams.storage import STORAGE
+from spec.storage_layout import Slot
 
 BETAS = Hyperparameter(
     "betas", r"(\beta_1, \beta_2)", (0.9, 0.999), Kind.BETAS,
@@ -38,10 +41,14 @@ GROUP = {
         WRITE["lr"], BETAS, EPS, WRITE["weight_decay"], WRITE["cautious_wd"],
         USE_BIAS_CORRECTION, NESTEROV, NESTEROV_COEF, USE_ATAN2, NORMED_MOMENTUM,
     )
-}
+} | STORAGE
 ALL = {**GROUP, **RUNTIME}
 
+# exp_avg exists only when betas[0] > 0.
+SLOTS = (Slot("exp_avg", signed=True, second_moment=False), Slot("exp_avg_sq", signed=False, second_moment=True))
+
 CONSTRAINTS = (
+    *STORAGE_CONSTRAINTS,
     Constraint(
         ("nesterov_coef", "nesterov"),
         "nesterov_coef has no effect unless nesterov=True",

@@ -17,6 +17,7 @@ class Kind(str, Enum):
     BETAS = "pair of floats"
     BOOL = "bool"
     INT = "int"
+    CHOICE = "one of"
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,13 @@ class Hyperparameter:
     low_inclusive: bool = True
     high_inclusive: bool = True
     group_level: bool = True
+    choices: tuple[str, ...] = ()
 
     def range_text(self) -> str:
         if self.kind is Kind.BOOL:
             return "True or False"
+        if self.kind is Kind.CHOICE:
+            return "{" + ", ".join(repr(c) for c in self.choices) + "}"
         lo = "-inf" if self.low is None else _fmt(self.low)
         hi = "inf" if self.high is None else _fmt(self.high)
         left = "[" if self.low_inclusive and self.low is not None else "("
@@ -72,6 +76,10 @@ class Hyperparameter:
         )
         if self.kind is Kind.BOOL:
             if not isinstance(value, bool):
+                raise bad
+            return value
+        if self.kind is Kind.CHOICE:
+            if not isinstance(value, str) or value not in self.choices:
                 raise bad
             return value
         if self.kind is Kind.OPTIONAL_FLOAT and value is None:
