@@ -24,9 +24,9 @@ from spec.storage_layout import Format
 
 PARAM_TOL = {
     "float64": ("fp64.step", None),
-    "float32": ("fp32.state", None),
-    "bfloat16": ("bf16.state", "bf16.state_one_ulp"),
-    "float16": ("fp16.state", "fp16.state_one_ulp"),
+    "float32": ("fp32.step", None),
+    "bfloat16": ("bf16_sr.param", "bf16_sr.one_ulp"),
+    "float16": ("fp16.param", "fp16.one_ulp"),
 }
 DENSE_STATE_TOL = {
     "float64": ("fp64.step", None),

@@ -73,7 +73,7 @@ MUTANTS = (
     M("state_sr_bits_shared", optimizer.FastOptimizer._run_step,
       (("self.draw(p, slot.name) if f is not None", "shared if f is not None"),
        ('param_bits = self.draw(p, "param") if mode is WriteMode.STOCHASTIC else None',
-        'shared = self.draw(p, "param")\n        param_bits = shared if mode is WriteMode.STOCHASTIC else None'))),
+        'shared = self.draw(p, "param")\n    param_bits = shared if mode is WriteMode.STOCHASTIC else None'))),
 )
 
 

@@ -28,6 +28,13 @@ BAD = [
     ({"seed": 1.5}, ValueError, ["seed"]),
     ({"stochastic_rounding": 1}, ValueError, ["stochastic_rounding"]),
     ({"amsgrad": True}, TypeError, ["amsgrad"]),
+    ({"state_precision": "int4"}, ValueError, ["state_precision", "'int4'", "'int8_sr'", "'factored'"]),
+    ({"state_precision": "FP32"}, ValueError, ["state_precision"]),
+    ({"state_precision": None}, ValueError, ["state_precision"]),
+    ({"state_precision": "factored", "factored_2nd": True}, ValueError, ["factored_2nd", "state_precision"]),
+    ({"vector_reshape": True}, ValueError, ["vector_reshape", "state_precision", "factored_2nd"]),
+    ({"vector_reshape": True, "state_precision": "int8_sr"}, ValueError, ["vector_reshape"]),
+    ({"factored_2nd": "yes"}, ValueError, ["factored_2nd"]),
 ]
 
 

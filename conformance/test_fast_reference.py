@@ -34,6 +34,18 @@ def test_per_step_compiled(entry, sample, dtype, device):
     run_per_step(entry, sample, dtype, steps=3, compiled=True, device=device)
 
 
+# The compiled storage kernels: each format once, with bf16 parameters (stochastic write and
+# stochastic states in one graph); compilation dominates the cost, so one sample each.
+COMPILED_STORAGE = [(e, s) for e in ENTRIES.values() for s in ("factored", "int8_sr", "bf16_sr", "factored_2nd_int8")
+                    if s in e.storage]
+
+
+@pytest.mark.compiled
+@pytest.mark.parametrize(("entry", "storage"), COMPILED_STORAGE, ids=lambda x: getattr(x, "name", x))
+def test_storage_compiled(entry, storage, device):
+    run_per_step(entry, "everything", "bfloat16", steps=3, compiled=True, device=device, storage=storage)
+
+
 @pytest.mark.compiled
 @pytest.mark.parametrize("entry", list(ENTRIES.values()), ids=lambda e: e.name)
 def test_compiled_equals_eager(entry):

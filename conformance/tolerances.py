@@ -173,6 +173,12 @@ TOLERANCES: dict[str, Tolerance] = {
         "r/2^16) averages to y rounded up to the 2^-16 grid of u, so |mean - y| < 2^-16. Rounding "
         "to nearest instead (u = 1/2) is off by up to 1/2.",
     ),
+    "adamw.int8.decode": Tolerance(
+        0.0, 1.0 / 255 * 1.0001,
+        "an int8-coded non-negative value decodes within one quantisation step s = max/255 of its "
+        "block (floor(x/s + u) is x/s rounded down or up); in units of the block maximum that is "
+        "1/255 (plus fp32 rounding of s).",
+    ),
     "adamw.torch_oracle": Tolerance(
         1e-12, 1e-14,
         "reference.AdamW vs torch.optim.AdamW, both float64, 10 steps without re-sync: the same "

@@ -71,8 +71,13 @@ def pack_signs(positive: torch.Tensor) -> torch.Tensor:
     return acc.to(torch.uint8)
 
 
-def _block_index(n: int, device: torch.device) -> torch.Tensor:
-    return torch.arange(n, device=device) // BLOCK
+def _per_element(block_values: torch.Tensor, n: int) -> torch.Tensor:
+    """Each block's value repeated over its BLOCK elements, cut to ``n``. Written as an
+    expand, not as the gather ``v[arange(n) // BLOCK]``: with dynamic shapes, torch 2.13's
+    inductor reads uninitialised memory for that gather when ``v`` is a reduction computed in
+    the same graph."""
+    nb = block_values.shape[0]
+    return block_values[:, None].expand(nb, BLOCK).reshape(-1)[:n]
 
 
 def decode(fmt: Format, t: Stored, n: int, cdt: torch.dtype) -> torch.Tensor:
@@ -85,7 +90,7 @@ def decode(fmt: Format, t: Stored, n: int, cdt: torch.dtype) -> torch.Tensor:
         return mag.reshape(-1)
     if fmt.kind == "int8":
         codes, scales = t
-        return codes.to(cdt) * scales.to(cdt)[_block_index(n, codes.device)]
+        return codes.to(cdt) * _per_element(scales.to(cdt), n)
     return t[0].to(cdt)
 
 
@@ -96,7 +101,7 @@ def quantize(x: torch.Tensor, signed: bool, bits: torch.Tensor) -> tuple[torch.T
     n_blocks = (n + BLOCK - 1) // BLOCK
     amax = F.pad(x.abs(), (0, n_blocks * BLOCK - n)).view(n_blocks, BLOCK).amax(1)
     scales = (amax / qmax).to(torch.float32)
-    s = scales.to(x.dtype)[_block_index(n, x.device)]
+    s = _per_element(scales.to(x.dtype), n)
     y = torch.where(s > 0, x / s, torch.zeros_like(x))
     q = torch.floor(y + bits.to(x.dtype) * _UNIFORM_SCALE).clamp(-qmax if signed else 0, qmax)
     return q.to(torch.int8 if signed else torch.uint8), scales
