@@ -43,8 +43,8 @@ def _fast_roundtrip(M: np.ndarray, signed: bool) -> tuple[dict[str, np.ndarray],
     d1, d2 = M.shape
     fmt = Format("factored", signed)
     t = tuple(fs.allocate(fmt, torch.zeros(d1 * d2)).values())
-    scratch = torch.empty(d1 * d2, dtype=torch.float64)
-    x = torch.from_numpy(M.reshape(-1).copy())
+    scratch = torch.empty(d1, d2, dtype=torch.float64)
+    x = torch.from_numpy(M.copy())
     fs.encode(fmt, x, t, None, scratch)
     fs.finish(fmt, t, scratch)
     names = ("row", "col", "sign")[: len(t)]
@@ -96,6 +96,7 @@ def check_int8() -> None:
         expected = np.clip(np.floor(y + r / 2.0**16), -qmax if signed else 0, qmax)
         codes_ref, scales_ref = rs.quantize_int8(x, signed, r / 2.0**16)
         codes_fast, scales_fast = fs.quantize(torch.from_numpy(x), signed, torch.from_numpy(r).to(torch.int32))
+        codes_fast = codes_fast.to(torch.int8 if signed else torch.uint8)
         runs = (("reference", codes_ref, scales_ref), ("fast", codes_fast.numpy(), scales_fast.numpy()))
         for name, codes, scales in runs:
             assert_close(scales, s, "adamw.fp32.state", f"{name} int8 scales (signed={signed})")

@@ -6,8 +6,10 @@ time, so a page can never be stale. What it contains:
 - ``index.md``, ``javascripts/``, ``stylesheets/``: hand-written, copied from docs/;
 - ``spec/<page>.md``: every spec/*.md with its markers replaced by formulas and tables
   computed from ``spec``: ``<!-- generated: rule NAME -->`` (the sympy rule and its
-  variants), ``<!-- generated: hyperparameters NAME -->`` (table and constraints) and
-  ``<!-- generated: write -->`` (weight decay and the write), NAME being the page's name;
+  variants), ``<!-- generated: hyperparameters NAME -->`` (table and constraints),
+  ``<!-- generated: write -->`` (weight decay and the write) and, on the pages of
+  ``SECTION_PAGES``, one marker per section of ``render.SECTIONS`` (e.g.
+  ``<!-- generated: factors state_storage -->``), NAME being the page's name;
 - ``api.md``: mkdocstrings directives for each registered optimizer class;
 - ``tolerances.md``: the conformance tolerance table;
 - ``results/``: benchmark and demo pages (docs/results.py), with results when present;
@@ -62,6 +64,13 @@ SHARED_TABLES: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "stochastic_rounding": ("RUNTIME", ("stochastic_rounding", "seed")),
 }
 
+# Pages about machinery with a sympy module of their own (page -> module with HYPERPARAMETERS
+# and CONSTRAINTS): every section render.SECTIONS[page] knows, and the hyperparameter table,
+# must appear on the page as a marker.
+SECTION_PAGES: dict[str, str] = {
+    "state_storage": "spec.state_storage",
+}
+
 MARKER = re.compile(r"^<!--\s*generated:\s*(\w+)(?:\s+(\w+))?\s*-->\s*$", re.MULTILINE)
 NAV_FILE = "_nav.yml"
 # Only what tex-chtml.js loads at run time (fonts, lazily loaded TeX packages, the menu and
@@ -111,12 +120,23 @@ def expand_markers(page: str, text: str, opt: Optimizer | None) -> str:
             return render.render_hparams(hp.ALL, hp.CONSTRAINTS)
         if kind == "hyperparameters" and page in SHARED_TABLES:
             return shared_table(page)
+        if page in SECTION_PAGES:
+            module = importlib.import_module(SECTION_PAGES[page])
+            if kind == "hyperparameters":
+                return render.render_hparams(module.HYPERPARAMETERS, module.CONSTRAINTS)
+            if kind in render.SECTIONS[page]:
+                return render.SECTIONS[page][kind](module)
         fail(f"spec/{page}.md: no generator for marker {match.group(0)!r}")
 
     out = MARKER.sub(replace, text)
     if opt is not None and not {"rule", "hyperparameters"} <= found:
         fail(f"spec/{page}.md needs both '<!-- generated: rule {page} -->' and "
              f"'<!-- generated: hyperparameters {page} -->'")
+    if page in SECTION_PAGES:
+        missing = sorted((set(render.SECTIONS[page]) | {"hyperparameters"}) - found)
+        if missing:
+            wanted = ", ".join(f"'<!-- generated: {m} {page} -->'" for m in missing)
+            fail(f"spec/{page}.md lacks the marker(s) {wanted}")
     if "<!-- generated" in out:
         fail(f"spec/{page}.md: malformed marker (expected '<!-- generated: KIND NAME -->')")
     return out

@@ -8,6 +8,7 @@ objects into Markdown; ``generate.py`` decides where the output goes.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Iterable, Mapping
 from types import ModuleType
 from typing import Any
@@ -36,14 +37,14 @@ def code(value: Any) -> str:
     return "`" + repr(value).replace("|", "\\|") + "`"
 
 
-def latex(expr: sp.Expr) -> str:
-    return sp.latex(expr, order=LATEX_ORDER)
+def latex(expr: sp.Expr, order: str | None = LATEX_ORDER) -> str:
+    return sp.latex(expr, order=order)
 
 
-def display(lhs: str, expr: sp.Expr, note: str = "") -> str:
+def display(lhs: str, expr: sp.Expr, note: str = "", order: str | None = LATEX_ORDER) -> str:
     """One display equation ``lhs = expr`` as an arithmatex block (blank-line separated)."""
     tail = rf"\qquad\text{{{note}}}" if note else ""
-    return f"$$\n{lhs} = {latex(expr)}{tail}\n$$\n"
+    return f"$$\n{lhs} = {latex(expr, order)}{tail}\n$$\n"
 
 
 def _flag_defaults(rule: Any, flags: Iterable[str]) -> dict[str, bool]:
@@ -149,3 +150,154 @@ def render_write() -> str:
         display(r"P_t", write.new_param(U, cautious_wd=True)),
     ]
     return "\n".join(out)
+
+
+# -- optimizer-state storage (spec/state_storage.md) ------------------------------------------
+# Sums and index ranges read best in sympy's default term order (``d_2 - 1``, not ``-1 + d_2``).
+STORAGE_ORDER = None
+# The parameter and hyperparameters of the worked example in the bytes table.
+EXAMPLE_SHAPE = (2048, 2048)
+EXAMPLE_ROWS = (  # (label, state_precision, factored_2nd, parameter dtype)
+    ("'fp32'", "fp32", False, "float32"),
+    ("'auto', float32 parameter", "auto", False, "float32"),
+    ("'auto', bfloat16 parameter", "auto", False, "bfloat16"),
+    ("'bf16_sr'", "bf16_sr", False, "float32"),
+    ("'fp16'", "fp16", False, "float32"),
+    ("'int8_sr'", "int8_sr", False, "float32"),
+    ("'factored'", "factored", False, "float32"),
+    ("'fp32' + factored_2nd", "fp32", True, "float32"),
+    ("'int8_sr' + factored_2nd", "int8_sr", True, "float32"),
+)
+SHAPE_EXAMPLES = ((2048, 2048), (47, 97), (3, 5, 7), (4096, 11008), (17,), (), (0, 5))
+
+
+def _storage_lines(rows: Iterable[tuple[str, sp.Expr]]) -> list[str]:
+    return [display(lhs, expr, order=STORAGE_ORDER) for lhs, expr in rows]
+
+
+def _storage_shapes(module: ModuleType) -> str:
+    from spec import storage_layout as layout
+
+    def cell(shape: tuple[int, ...], vector_reshape: bool) -> str:
+        h = {"state_precision": "factored", "factored_2nd": False, "vector_reshape": vector_reshape}
+        numel = math.prod(shape)
+        if not layout.is_factored(layout.Slot("v", False, True), len(shape), numel, h):
+            return "dense"
+        return str(layout.factor_shape(numel))
+
+    rows = ["| Parameter shape | $n$ | Factored view | With `vector_reshape=True` |", "| --- | --- | --- | --- |"]
+    rows += [f"| `{shape}` | {math.prod(shape)} | {cell(shape, False)} | {cell(shape, True)} |"
+             for shape in SHAPE_EXAMPLES]
+    return "\n".join([
+        f"Printed from `{module.__name__}.FACTOR_D2` ($n$ elements, $d_1 = n / d_2$):\n",
+        *_storage_lines([("d_2", module.FACTOR_D2)]),
+        "Examples, computed by `spec.storage_layout.factor_shape` and `is_factored` "
+        "(the conformance suite checks that it equals the formula):\n",
+        "\n".join(rows) + "\n",
+    ])
+
+
+def _storage_factors(module: ModuleType) -> str:
+    return "\n".join([
+        f"Printed from `{module.__name__}` (`ROW_SUM`, `COL_SUM`, `COL_FACTOR`, `RECONSTRUCTION`), "
+        rf"with $\varphi = {latex(sp.Float(module.VALUES[module.phi], 2), None)}$:" + "\n",
+        *_storage_lines([
+            ("r_i", module.ROW_SUM), ("c_j", module.COL_SUM), (r"\bar{c}_j", module.COL_FACTOR),
+            (r"\hat{M}_{i,j}", module.RECONSTRUCTION),
+        ]),
+    ])
+
+
+def _storage_signs(module: ModuleType) -> str:
+    bit = sp.Symbol("b_{i,j}")
+    return "\n".join([
+        f"Printed from `{module.__name__}` (`PACKED`, `UNPACKED`, `SIGNED_RECONSTRUCTION`):\n",
+        *_storage_lines([
+            ("P_{i,h}", module.PACKED), ("b_{i,j}", module.UNPACKED),
+            (r"\hat{X}_{i,j}", module.SIGNED_RECONSTRUCTION.xreplace({module.UNPACKED: bit})),
+        ]),
+    ])
+
+
+def _storage_int8(module: ModuleType) -> str:
+    signed, unsigned = module.code_range(True), module.code_range(False)
+    q_max, q_lo = module.q_max, module.q_lo
+    return "\n".join([
+        f"Printed from `{module.__name__}` (`SCALE`, `ELEMENT_SCALE`, `UNIFORM`, `CODE`, `DECODE`), "
+        f"with $B = {module.VALUES[module.B]}$:\n",
+        *_storage_lines([
+            ("s_b", module.SCALE), (r"\sigma_k", module.ELEMENT_SCALE), ("u_k", module.UNIFORM),
+            ("q_k", module.CODE), (r"\hat{x}_k", module.DECODE),
+        ]),
+        "| State | Codes | $q_{\\max}$ | $q_{\\mathrm{lo}}$ |",
+        "| --- | --- | --- | --- |",
+        f"| signed (first moments) | int8 | {signed[q_max]} | {signed[q_lo]} |",
+        f"| non-negative (second moments) | uint8 | {unsigned[q_max]} | {unsigned[q_lo]} |",
+        "",
+    ])
+
+
+def _storage_keys(module: ModuleType) -> str:
+    from spec.storage_layout import Format
+
+    formats = (Format("dense", True), Format("int8", True), Format("int8", False),
+               Format("factored", True), Format("factored", False))
+    rows = ["| Format | Key | dtype | Shape |", "| --- | --- | --- | --- |"]
+    for fmt in formats:
+        for key, dtype, shape in module.stored_tensors(fmt, "exp_avg"):
+            text = r"\mathrm{shape}(p)" if shape is module.PARAM_SHAPE else latex(sp.Tuple(*shape), None)
+            if fmt.kind == "dense":
+                label, dtype = "dense", "float64, float32, bfloat16 or float16"
+            else:
+                label = fmt.label()
+            rows.append(f"| {label} | `{key}` | {dtype} | ${text}$ |")
+    return "\n".join(rows) + "\n"
+
+
+def _storage_bytes(module: ModuleType) -> str:
+    from spec import storage_layout as layout
+    from spec.hparams.adamw import SLOTS
+
+    numel = math.prod(EXAMPLE_SHAPE)
+    d1, d2 = layout.factor_shape(numel)
+    sizes = {module.n: numel, module.d1: d1, module.d2: d2, module.B: layout.BLOCK}
+    rows = [f"| `state_precision` | `exp_avg` | `exp_avg_sq` | Bytes for $n$ elements | Bytes per element, "
+            f"{EXAMPLE_SHAPE[0]}×{EXAMPLE_SHAPE[1]} |", "| --- | --- | --- | --- | --- |"]
+    for label, precision, f2, dtype in EXAMPLE_ROWS:
+        h = {"state_precision": precision, "factored_2nd": f2, "vector_reshape": False}
+        fmts = [layout.resolve(slot, dtype, len(EXAMPLE_SHAPE), numel, h, True) for slot in SLOTS]
+        total = sp.Add(*(module.stored_bytes(f) for f in fmts))
+        per = total.subs(sizes) / numel
+        rows.append(f"| {label} | {fmts[0].label()} | {fmts[1].label()} | ${latex(total, None)}$ "
+                    f"| {float(per):.10g} |")
+    return "\n".join(rows) + "\n"
+
+
+def _storage_fp16(module: ModuleType) -> str:
+    from spec.hparams.adamw import BETAS
+
+    default = BETAS.default[1]
+    rows = [r"| $\beta_2$ | rounds to 0: $\lvert g \rvert \le$ | below $2^{-24}$: $\lvert g \rvert <$ |",
+            "| --- | --- | --- |"]
+    for b2 in sorted({default, 0.99, 0.95}, reverse=True):
+        value = {module.beta2: sp.nsimplify(b2)}
+        note = " (default)" if b2 == default else ""
+        rows.append(f"| {b2}{note} | {float(module.FP16_FLUSH_G.subs(value)):.3g} "
+                    f"| {float(module.FP16_UNDERFLOW_G.subs(value)):.3g} |")
+    return "\n".join([
+        f"Printed from `{module.__name__}` (`FP16_FLUSH_G`, `FP16_UNDERFLOW_G`); $2^{{-24}}$ is the "
+        "smallest positive float16:\n",
+        *_storage_lines([
+            (r"g_{\mathrm{zero}}", module.FP16_FLUSH_G), (r"g_{\mathrm{tiny}}", module.FP16_UNDERFLOW_G),
+        ]),
+        "\n".join(rows) + "\n",
+    ])
+
+
+# Every section of the storage page: marker kind -> renderer (each must appear on the page).
+SECTIONS: dict[str, dict[str, Any]] = {
+    "state_storage": {
+        "shapes": _storage_shapes, "factors": _storage_factors, "signs": _storage_signs,
+        "int8": _storage_int8, "keys": _storage_keys, "bytes": _storage_bytes, "fp16": _storage_fp16,
+    },
+}

@@ -16,14 +16,20 @@ import torch
 _CACHE: dict[Hashable, Callable[..., Any]] = {}
 
 
-def kernel(make: Callable[..., Callable[..., Any]], flags: tuple, compiled: bool) -> Callable[..., Any]:
-    """The kernel ``make(*flags)``, compiled once per flags tuple when ``compiled``."""
-    key = (make, flags, compiled)
+def kernel(make: Callable[..., Callable[..., Any]], flags: tuple, compiled: bool,
+           static_shape: tuple[int, ...] | None = None) -> Callable[..., Any]:
+    """The kernel ``make(*flags)``, compiled once per flags tuple when ``compiled``.
+
+    With ``static_shape`` the kernel is compiled for that shape only (its own entry and code
+    object): inductor's code for the factored kernels (2-D reductions, sign packing) is ~10x
+    slower on CPU when the sizes are symbolic.
+    """
+    key = (make, flags, compiled, static_shape)
     fn = _CACHE.get(key)
     if fn is None:
         fn = make(*flags)
         if compiled:
-            fn = torch.compile(_own_code(fn, len(_CACHE)), dynamic=True, fullgraph=True)
+            fn = torch.compile(_own_code(fn, len(_CACHE)), dynamic=static_shape is None, fullgraph=True)
         _CACHE[key] = fn
     return fn
 

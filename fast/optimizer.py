@@ -15,7 +15,7 @@ from fast.rounding import draw_bits
 from fast.step import MathFactory, make_step_kernel
 from fast.write import WriteMode, write_mode
 from spec.hparams.core import Constraint, Hyperparameter
-from spec.storage_layout import Format, Slot, resolve
+from spec.storage_layout import Format, Slot, factor_shape, resolve
 
 RNG_KEY = "rng"
 # Changing any of these changes which tensors a state holds, so a state_dict saved under
@@ -183,13 +183,16 @@ class FastOptimizer(torch.optim.Optimizer):
         if p.numel() == 0:
             return
         mode = write_mode(p.dtype, self.stochastic_rounding)
+        factored = [f is not None and f.kind == "factored" for f in formats]
+        shape = factor_shape(p.numel()) if any(factored) else (p.numel(),)
         fn = kernels.kernel(
             make_step_kernel,
             (make_math, math_flags, formats, group["weight_decay"] > 0, group["cautious_wd"], mode, p.dtype),
             self.compiled_optimizer,
+            static_shape=shape if any(factored) else None,
         )
         stored = tuple(
-            None if f is None else storage.flat_views(f, [state[k] for k in f.keys(slot.name)])
+            None if f is None else storage.kernel_views(f, [state[k] for k in f.keys(slot.name)], shape)
             for slot, f in zip(self.SLOTS, formats)
         )
         param_bits = self.draw(p, "param") if mode is WriteMode.STOCHASTIC else None
@@ -197,9 +200,9 @@ class FastOptimizer(torch.optim.Optimizer):
             self.draw(p, slot.name) if f is not None and storage.needs_bits(f) else None
             for slot, f in zip(self.SLOTS, formats)
         ))
-        scratch = self._scratch_views(p, formats, scalars.dtype)
-        flat = p.view(-1) if p.is_contiguous() else p.contiguous().view(-1)
-        fn(flat, grad.reshape(-1), stored, scalars, bits, scratch)
+        scratch = self._scratch_views(p, formats, scalars.dtype, shape)
+        flat = p.view(shape) if p.is_contiguous() else p.contiguous().view(shape)
+        fn(flat, grad.reshape(shape), stored, scalars, bits, scratch)
         if flat.data_ptr() != p.data_ptr():
             p.copy_(flat.view_as(p))
         for f, t, sc in zip(formats, stored, scratch):
@@ -207,7 +210,7 @@ class FastOptimizer(torch.optim.Optimizer):
                 storage.finish(f, t, sc)
 
     def _scratch_views(self, p: torch.Tensor, formats: tuple[Format | None, ...],
-                       cdt: torch.dtype) -> tuple[torch.Tensor | None, ...]:
+                       cdt: torch.dtype, shape: tuple[int, ...]) -> tuple[torch.Tensor | None, ...]:
         """Full-size workspace for factored states, shared by all parameters (so the extra
         memory of a step is one full-size buffer per factored state of the largest tensor)."""
         factored = [f is not None and f.kind == "factored" for f in formats]
@@ -221,6 +224,6 @@ class FastOptimizer(torch.optim.Optimizer):
             buf = self._scratch[key] = torch.empty(need, dtype=cdt, device=p.device)
         views, used = [], 0
         for is_f in factored:
-            views.append(buf[used:used + n] if is_f else None)
+            views.append(buf[used:used + n].view(shape) if is_f else None)
             used += n if is_f else 0
         return tuple(views)

@@ -39,16 +39,18 @@ def make_step_kernel(
     math = make_math(*math_flags)
 
     def step_kernel(p, g, stored, s, bits, scratch):
+        # p, g and every full-size tensor share one shape: 1-D, or (d1, d2) for factored
+        # states (views taken outside the graph, so inductor emits one loop nest, no copies).
         cdt = s.dtype
         n = p.numel()
         states = tuple(
-            None if f is None else storage.decode(f, t, n, cdt) for f, t in zip(formats, stored)
+            None if f is None else storage.decode(f, t, n, cdt).view(p.shape) for f, t in zip(formats, stored)
         )
         U, new_states = math(g.to(cdt), states, s[1:])
         for f, t, x, b, sc in zip(formats, stored, new_states, bits[1:], scratch):
             if f is not None:
                 storage.encode(f, x, t, b, sc)
         P = new_param(p.to(cdt), U, s[0], decay=decay, cautious=cautious_wd)
-        p.copy_(store(P, p.dtype, mode, bits[0]))
+        p.copy_(store(P, p.dtype, mode, None if bits[0] is None else bits[0].view(p.shape)))
 
     return step_kernel

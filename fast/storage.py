@@ -36,11 +36,14 @@ def allocate(fmt: Format, p: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"": torch.zeros(p.shape, dtype=DTYPES[fmt.dtype], device=dev)}
 
 
-def flat_views(fmt: Format, tensors: list[torch.Tensor]) -> Stored:
-    """The kernel arguments of one state: 1-D views, except factors and packed signs."""
+def kernel_views(fmt: Format, tensors: list[torch.Tensor], shape: tuple[int, ...]) -> Stored:
+    """The kernel arguments of one state: dense values viewed as ``shape`` (the kernel's
+    working shape), int8 codes flat (blocks run over the flat order), factors as stored."""
     if fmt.kind == "factored":
         return tuple(tensors)
-    return (tensors[0].view(-1), *tensors[1:])
+    if fmt.kind == "int8":
+        return (tensors[0].view(-1), *tensors[1:])
+    return (tensors[0].view(shape),)
 
 
 def needs_bits(fmt: Format) -> bool:
@@ -71,58 +74,70 @@ def pack_signs(positive: torch.Tensor) -> torch.Tensor:
     return acc.to(torch.uint8)
 
 
-def _per_element(block_values: torch.Tensor, n: int) -> torch.Tensor:
-    """Each block's value repeated over its BLOCK elements, cut to ``n``. Written as an
-    expand, not as the gather ``v[arange(n) // BLOCK]``: with dynamic shapes, torch 2.13's
-    inductor reads uninitialised memory for that gather when ``v`` is a reduction computed in
-    the same graph."""
-    nb = block_values.shape[0]
-    return block_values[:, None].expand(nb, BLOCK).reshape(-1)[:n]
+def _blocks(x: torch.Tensor) -> list[torch.Tensor]:
+    """Flat ``x`` as (full blocks, BLOCK) plus (1, remainder) views, without padding.
+
+    Per-block values broadcast over the block axis of each view. Other formulations are
+    miscompiled by torch 2.13's inductor on CPU: a gather ``v[arange(n) // BLOCK]`` reads
+    uninitialised memory with dynamic shapes, and a zero-padded (n_blocks, BLOCK) view gives
+    a wrong last partial block once its result is written into an int8 tensor.
+    """
+    n = x.shape[0]
+    full = n // BLOCK
+    parts = [x[: full * BLOCK].view(full, BLOCK)] if full else []
+    if n > full * BLOCK:
+        parts.append(x[full * BLOCK:].view(1, n - full * BLOCK))
+    return parts
 
 
 def decode(fmt: Format, t: Stored, n: int, cdt: torch.dtype) -> torch.Tensor:
-    """The state as a flat tensor of ``n`` elements in the compute dtype."""
+    """The state's ``n`` values in the compute dtype (any shape; the caller views it)."""
     if fmt.kind == "factored":
         row, col = t[0].to(cdt), t[1].to(cdt)
         mag = row[:, None] * col[None, :]
         if fmt.signed:
             mag = torch.where(unpack_signs(t[2], col.shape[0]), mag, -mag)
-        return mag.reshape(-1)
+        return mag
     if fmt.kind == "int8":
         codes, scales = t
-        return codes.to(cdt) * _per_element(scales.to(cdt), n)
+        parts = _blocks(codes.to(cdt))
+        first = [0, parts[0].shape[0]]
+        return torch.cat([(b * scales[k:k + b.shape[0]].to(cdt)[:, None]).reshape(-1)
+                          for b, k in zip(parts, first)])
     return t[0].to(cdt)
 
 
 def quantize(x: torch.Tensor, signed: bool, bits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Blockwise codes floor(x/s + u) (clamped) and fp32 scales s = max|x| / qmax."""
-    n = x.numel()
+    """Blockwise codes floor(x/s + u), clamped to the code range (as floats; the copy into
+    the int8 tensor casts them), and fp32 scales s = max|x| / qmax."""
     qmax = INT8_MAX[signed]
-    n_blocks = (n + BLOCK - 1) // BLOCK
-    amax = F.pad(x.abs(), (0, n_blocks * BLOCK - n)).view(n_blocks, BLOCK).amax(1)
-    scales = (amax / qmax).to(torch.float32)
-    s = _per_element(scales.to(x.dtype), n)
-    y = torch.where(s > 0, x / s, torch.zeros_like(x))
-    q = torch.floor(y + bits.to(x.dtype) * _UNIFORM_SCALE).clamp(-qmax if signed else 0, qmax)
-    return q.to(torch.int8 if signed else torch.uint8), scales
+    codes, scales = [], []
+    for xb, rb in zip(_blocks(x), _blocks(bits)):
+        s = (xb.abs().amax(1) / qmax).to(torch.float32)
+        sb = s.to(x.dtype)[:, None]
+        y = torch.where(sb > 0, xb / sb, torch.zeros_like(xb))
+        codes.append(torch.floor(y + rb.to(x.dtype) * _UNIFORM_SCALE).clamp(-qmax if signed else 0, qmax).reshape(-1))
+        scales.append(s)
+    return torch.cat(codes), torch.cat(scales)
 
 
 def encode(fmt: Format, x: torch.Tensor, t: Stored, bits: torch.Tensor | None,
            scratch: torch.Tensor | None) -> None:
-    """Store the new value ``x`` (flat, compute dtype) into the state tensors ``t``."""
+    """Store the new value ``x`` (compute dtype, the kernel's working shape) into ``t``."""
     if fmt.kind == "factored":
         d1, d2 = t[0].shape[0], t[1].shape[0]
+        x = x.view(d1, d2)
         scratch.copy_(x.abs() if fmt.signed else x)
         if fmt.signed:
-            t[2].copy_(pack_signs(x.view(d1, d2) > 0))
+            t[2].copy_(pack_signs(x > 0))
         return
     if fmt.kind == "int8":
-        codes, scales = quantize(x, fmt.signed, bits)
+        codes, scales = quantize(x.reshape(-1), fmt.signed, bits.reshape(-1))
         t[0].copy_(codes)
         t[1].copy_(scales)
         return
     if fmt.stochastic:
-        t[0].copy_(stochastic_round_bf16(x.to(torch.float32), bits))
+        t[0].copy_(stochastic_round_bf16(x.to(torch.float32), bits.view(x.shape)))
     else:
         t[0].copy_(x.to(t[0].dtype))
 
@@ -133,7 +148,7 @@ def finish(fmt: Format, t: Stored, scratch: torch.Tensor | None) -> None:
     if fmt.kind != "factored":
         return
     row, col = t[0], t[1]
-    M = scratch.view(row.shape[0], col.shape[0])
+    M = scratch
     row.copy_(M.sum(1))
     c = M.sum(0)
     col.copy_(c / c.sum().clamp_min(NORM_FLOOR))
