@@ -93,11 +93,21 @@ class AdamW(FastOptimizer):
         normed_momentum: EMA of the normalised gradient. Default False.
         stochastic_rounding: write bf16 parameters with stochastic rounding. Default True.
         seed: seed of this optimizer's generators (saved in ``state_dict()``). Default 0.
+        state_precision: storage of ``exp_avg``/``exp_avg_sq``: 'auto' (the parameter dtype;
+            bf16 states round stochastically when ``stochastic_rounding``), 'fp32', 'bf16_sr',
+            'fp16', 'int8_sr' (blockwise 8-bit, stochastic rounding) or 'factored' (SMMF rank-1
+            factors + 1-bit signs, ~0.13 B/param for both moments). Default 'auto'.
+        factored_2nd: factor only ``exp_avg_sq``; ``exp_avg`` stays dense in
+            ``state_precision`` (which must not be 'factored'). Default False.
+        vector_reshape: factor 0-d and 1-D tensors too. Needs a factored mode. Default False.
         compiled_optimizer: run the step as a ``torch.compile``'d fused kernel; False runs
             the same function eagerly (no compiler needed). Default True.
 
     State per parameter: ``step`` (int), ``exp_avg`` (absent if ``betas[0] = 0``),
-    ``exp_avg_sq``; fp32 (fp64 for fp64 parameters) whatever the parameter dtype.
+    ``exp_avg_sq``, in the format ``state_precision`` selects: dense under their own names,
+    int8 codes plus ``<name>_scale``, or factored ``<name>_row``/``<name>_col`` (fp32) and
+    ``exp_avg_sign`` (uint8, packed like ``numpy.packbits(bitorder="little")``). All math is
+    fp32 (fp64 for fp64 parameters); see the state storage spec page.
 
     Examples:
         >>> import torch, fast
@@ -108,20 +118,28 @@ class AdamW(FastOptimizer):
         >>> opt.step()
         >>> opt.state[model.weight]["step"]
         1
+        >>> small = fast.AdamW(model.parameters(), state_precision="factored",
+        ...                    compiled_optimizer=False)
+        >>> small.step()
+        >>> sorted(small.state[model.weight])
+        ['exp_avg_col', 'exp_avg_row', 'exp_avg_sign', 'exp_avg_sq_col', 'exp_avg_sq_row', 'step']
 
     References:
         Kingma & Ba, Adam (arXiv 1412.6980); Loshchilov & Hutter, Decoupled Weight Decay
         (arXiv 1711.05101); Everett et al., Adam-atan2 (arXiv 2407.05872); adv_optm 2.5.16
-        ``AdamW_adv``; ``torch.optim.AdamW``.
+        ``AdamW_adv``; ``torch.optim.AdamW``; SMMF (arXiv 2412.08894).
 
     Deviations:
         From adv_optm 2.5.16: ``p.grad`` is never modified (adv writes the normalised gradient
         into it with ``normed_momentum``); the stochastic-rounding generator belongs to the
         optimizer, is seeded by ``seed`` and saved in the state_dict (adv uses a global
         generator reset to 42 by every constructor); ``nesterov_coef`` without ``nesterov``,
-        and ``nesterov`` with ``betas[0] = 0``, raise instead of being ignored; states stay
-        fp32 for bf16/fp16 parameters (compressed states come with ``state_precision``).
-        ``compiled_optimizer`` defaults to True. From ``torch.optim.AdamW``: no amsgrad,
+        and ``nesterov`` with ``betas[0] = 0``, raise instead of being ignored; every
+        stochastic state draws its own random bits (adv reuses the parameter's); int8 states
+        quantise with the scale they store (adv clamps it at 1e-12 for encoding only); 'fp16'
+        states work with bf16 parameters; ``factored_2nd`` with 'factored' and
+        ``vector_reshape`` without a factored mode raise. ``compiled_optimizer`` defaults to
+        True. From ``torch.optim.AdamW``: no amsgrad,
         maximize, capturable or differentiable; complex parameters are rejected.
     """
 
