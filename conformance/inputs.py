@@ -4,7 +4,8 @@ Two param groups; shapes cover a 1-D bias, a 2-D matrix, an odd-rank conv-like t
 prime numel, a non-contiguous view, a 0-d tensor, an empty tensor, a frozen parameter and a
 (47, 97) matrix: more than one int8 block (2048) with a partial last block, factored as
 (97, 47), with three rows whose gradient is always exactly zero (unused embedding rows, so
-moments and their signs are exactly zero there). Gradients are seeded; one parameter has no
+moments and their signs are exactly zero there) and a (16, 24) matrix whose factored view
+(24, 16) has a multiple of 8 columns (whole sign bytes per row). Gradients are seeded; one parameter has no
 gradient on one step.
 """
 
@@ -41,6 +42,7 @@ SLOTS = (
     Slot((), 1),
     Slot((0, 4), 1),
     Slot((4,), 1, frozen=True),
+    Slot((16, 24), 1),  # factored as (24, 16): 8 | d2, the kernels' (d1, d2/8, 8) path
 )
 ZERO_ROWS = {4: 3}  # slot index -> leading rows whose gradient is always 0
 NONE_GRAD_AT = (2, 1)  # (step index, slot index): that parameter gets no gradient then

@@ -48,7 +48,7 @@ def _fast_roundtrip(M: np.ndarray, signed: bool) -> tuple[dict[str, np.ndarray],
     fs.encode(fmt, x, t, None, scratch)
     fs.finish(fmt, t, scratch)
     names = ("row", "col", "sign")[: len(t)]
-    decoded = fs.decode(fmt, t, d1 * d2, torch.float64).numpy().reshape(d1, d2)
+    decoded = fs.decode(fmt, t, d1 * d2, torch.float64, (d1, d2)).numpy()
     return {k: v.numpy().copy() for k, v in zip(names, t)}, decoded
 
 

@@ -15,7 +15,7 @@ from fast.rounding import draw_bits
 from fast.step import MathFactory, make_step_kernel
 from fast.write import WriteMode, write_mode
 from spec.hparams.core import Constraint, Hyperparameter
-from spec.storage_layout import Format, Slot, factor_shape, resolve
+from spec.storage_layout import Format, Slot, resolve
 
 RNG_KEY = "rng"
 # Changing any of these changes which tensors a state holds, so a state_dict saved under
@@ -184,7 +184,7 @@ class FastOptimizer(torch.optim.Optimizer):
             return
         mode = write_mode(p.dtype, self.stochastic_rounding)
         factored = [f is not None and f.kind == "factored" for f in formats]
-        shape = factor_shape(p.numel()) if any(factored) else (p.numel(),)
+        shape = storage.working_shape(p.numel(), any(factored))
         fn = kernels.kernel(
             make_step_kernel,
             (make_math, math_flags, formats, group["weight_decay"] > 0, group["cautious_wd"], mode, p.dtype),

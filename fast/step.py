@@ -39,12 +39,12 @@ def make_step_kernel(
     math = make_math(*math_flags)
 
     def step_kernel(p, g, stored, s, bits, scratch):
-        # p, g and every full-size tensor share one shape: 1-D, or (d1, d2) for factored
-        # states (views taken outside the graph, so inductor emits one loop nest, no copies).
+        # p, g and every full-size tensor share one working shape (storage.working_shape),
+        # viewed outside the graph so that inductor emits one loop nest and no copies.
         cdt = s.dtype
         n = p.numel()
         states = tuple(
-            None if f is None else storage.decode(f, t, n, cdt).view(p.shape) for f, t in zip(formats, stored)
+            None if f is None else storage.decode(f, t, n, cdt, p.shape) for f, t in zip(formats, stored)
         )
         U, new_states = math(g.to(cdt), states, s[1:])
         for f, t, x, b, sc in zip(formats, stored, new_states, bits[1:], scratch):

@@ -51,27 +51,46 @@ def needs_bits(fmt: Format) -> bool:
 
 
 # -- inside the kernels ----------------------------------------------------------------------
+def working_shape(numel: int, factored: bool) -> tuple[int, ...]:
+    """The shape every full-size tensor of a step is viewed as: flat, or for factored states
+    (d1, d2), split as (d1, d2 / 8, 8) when 8 divides d2 so that each sign byte covers the
+    last axis (unpack is a broadcast, pack a sum over that axis: both vectorise)."""
+    if not factored:
+        return (numel,)
+    d1, d2 = factor_shape(numel)
+    return (d1, d2 // 8, 8) if d2 % 8 == 0 else (d1, d2)
+
+
+def _bit_values(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    k = torch.arange(8, device=device, dtype=torch.int32)
+    return k, torch.pow(2.0, k.to(torch.float32))
+
+
+def _unpack_groups(packed: torch.Tensor) -> torch.Tensor:
+    """(d1, w) bytes -> (d1, w, 8) booleans, bit k of each byte at position k."""
+    k, _ = _bit_values(packed.device)
+    return ((packed.to(torch.int32)[:, :, None] >> k) & 1) == 1
+
+
+def _pack_groups(positive: torch.Tensor) -> torch.Tensor:
+    """(d1, w, 8) booleans -> (d1, w) byte values (as floats: an exact sum of distinct powers
+    of two, which inductor vectorises; the copy into the uint8 tensor converts)."""
+    _, weight = _bit_values(positive.device)
+    return torch.where(positive, weight, torch.zeros_like(weight)).sum(-1)
+
+
 def unpack_signs(packed: torch.Tensor, d2: int) -> torch.Tensor:
-    """Bit j % 8 of byte j // 8, as booleans of shape (d1, d2); an index expression that
-    inductor fuses into the consumer (no unpacked buffer)."""
-    j = torch.arange(d2, device=packed.device, dtype=torch.int32)
-    byte = packed.to(torch.int32)[:, (j // 8).long()]
-    return ((byte >> (j % 8)) & 1) == 1
+    """Bit j % 8 of byte j // 8, as booleans of shape (d1, d2)."""
+    return _unpack_groups(packed).reshape(packed.shape[0], -1)[:, :d2]
 
 
 def pack_signs(positive: torch.Tensor) -> torch.Tensor:
-    """numpy.packbits(positive, axis=1, bitorder="little"); an OR of eight strided slices
-    (a sum over a trailing axis of 8 compiles to a slow scalar reduction)."""
+    """numpy.packbits(positive, axis=1, bitorder="little") of a (d1, d2) boolean tensor."""
     d1, d2 = positive.shape
     width = packed_width(d2)
-    bits = positive.to(torch.int32)
     if width * 8 != d2:
-        bits = F.pad(bits, (0, width * 8 - d2))
-    bits = bits.view(d1, width, 8)
-    acc = bits[..., 0]
-    for k in range(1, 8):
-        acc = acc | (bits[..., k] << k)
-    return acc.to(torch.uint8)
+        positive = F.pad(positive, (0, width * 8 - d2))
+    return _pack_groups(positive.view(d1, width, 8)).to(torch.uint8)
 
 
 def _blocks(x: torch.Tensor) -> list[torch.Tensor]:
@@ -90,21 +109,24 @@ def _blocks(x: torch.Tensor) -> list[torch.Tensor]:
     return parts
 
 
-def decode(fmt: Format, t: Stored, n: int, cdt: torch.dtype) -> torch.Tensor:
-    """The state's ``n`` values in the compute dtype (any shape; the caller views it)."""
+def decode(fmt: Format, t: Stored, n: int, cdt: torch.dtype, shape: tuple[int, ...]) -> torch.Tensor:
+    """The state's ``n`` values in the compute dtype, in the working ``shape``."""
     if fmt.kind == "factored":
         row, col = t[0].to(cdt), t[1].to(cdt)
-        mag = row[:, None] * col[None, :]
-        if fmt.signed:
-            mag = torch.where(unpack_signs(t[2], col.shape[0]), mag, -mag)
-        return mag
+        if len(shape) == 3:
+            mag = row[:, None, None] * col.view(1, shape[1], 8)
+            positive = _unpack_groups(t[2]) if fmt.signed else None
+        else:
+            mag = row[:, None] * col[None, :]
+            positive = unpack_signs(t[2], col.shape[0]) if fmt.signed else None
+        return mag if positive is None else torch.where(positive, mag, -mag)
     if fmt.kind == "int8":
         codes, scales = t
         parts = _blocks(codes.to(cdt))
         first = [0, parts[0].shape[0]]
         return torch.cat([(b * scales[k:k + b.shape[0]].to(cdt)[:, None]).reshape(-1)
-                          for b, k in zip(parts, first)])
-    return t[0].to(cdt)
+                          for b, k in zip(parts, first)]).view(shape)
+    return t[0].to(cdt).view(shape)
 
 
 def quantize(x: torch.Tensor, signed: bool, bits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,11 +147,9 @@ def encode(fmt: Format, x: torch.Tensor, t: Stored, bits: torch.Tensor | None,
            scratch: torch.Tensor | None) -> None:
     """Store the new value ``x`` (compute dtype, the kernel's working shape) into ``t``."""
     if fmt.kind == "factored":
-        d1, d2 = t[0].shape[0], t[1].shape[0]
-        x = x.view(d1, d2)
         scratch.copy_(x.abs() if fmt.signed else x)
         if fmt.signed:
-            t[2].copy_(pack_signs(x > 0))
+            t[2].copy_(_pack_groups(x > 0) if x.dim() == 3 else pack_signs(x > 0))
         return
     if fmt.kind == "int8":
         codes, scales = quantize(x.reshape(-1), fmt.signed, bits.reshape(-1))
@@ -148,7 +168,7 @@ def finish(fmt: Format, t: Stored, scratch: torch.Tensor | None) -> None:
     if fmt.kind != "factored":
         return
     row, col = t[0], t[1]
-    M = scratch
+    M = scratch.view(row.shape[0], col.shape[0])
     row.copy_(M.sum(1))
     c = M.sum(0)
     col.copy_(c / c.sum().clamp_min(NORM_FLOOR))
