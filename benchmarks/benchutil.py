@@ -112,6 +112,8 @@ def machine_markdown(info: dict[str, Any]) -> list[str]:
         ("date", info["date"]),
         ("command", f"`{info['command']}`"),
     ]
+    if "runtime" in info:
+        rows.append(("runtime", info["runtime"]))
     for key in ("load_average_start", "load_average_end"):
         if key in info:
             rows.append((key.replace("_", " ") + " (1/5/15 min)", info[key]))
@@ -119,10 +121,56 @@ def machine_markdown(info: dict[str, Any]) -> list[str]:
 
 
 # -- optimizer state and memory --------------------------------------------------------------
-def state_bytes(opt: torch.optim.Optimizer) -> int:
+def _state_tensor_bytes(states: Any) -> int:
+    """Bytes of the state tensors in ``states`` (per-parameter dicts), skipping 0-d tensors:
+    those are step counters (torch keeps ``step`` as one), not per-element storage."""
     return sum(
-        v.nbytes for st in opt.state.values() for v in st.values() if isinstance(v, torch.Tensor)
+        v.nbytes for st in states for v in st.values() if isinstance(v, torch.Tensor) and v.dim() > 0
     )
+
+
+def state_bytes(opt: torch.optim.Optimizer) -> int:
+    """Bytes of every optimizer-state tensor in ``opt.state`` (scalar step counters excluded)."""
+    return _state_tensor_bytes(opt.state.values())
+
+
+def state_dict_bytes(opt: torch.optim.Optimizer) -> int:
+    """The same count over ``opt.state_dict()["state"]``: what a checkpoint stores per parameter."""
+    return _state_tensor_bytes(opt.state_dict()["state"].values())
+
+
+def held_tensor_bytes(opt: torch.optim.Optimizer) -> int:
+    """Bytes of tensors the optimizer keeps outside its state and parameters (e.g. a persistent
+    workspace a step reuses): found by walking its attributes' dicts, lists and tuples, and
+    counting each storage once. Memory the step needs that stays resident between steps, so the
+    peak-RSS measurement around one step cannot see it."""
+    seen: set[int] = set()
+    for p in (p for g in opt.param_groups for p in g["params"]):
+        seen.add(p.untyped_storage().data_ptr())
+    for st in opt.state.values():
+        for v in st.values():
+            if isinstance(v, torch.Tensor):
+                seen.add(v.untyped_storage().data_ptr())
+    total = 0
+
+    def walk(x: object, depth: int) -> None:
+        nonlocal total
+        if isinstance(x, torch.Tensor):
+            ptr = x.untyped_storage().data_ptr()
+            if ptr not in seen:
+                seen.add(ptr)
+                total += x.untyped_storage().nbytes()
+        elif depth < 4 and isinstance(x, dict):
+            for v in x.values():
+                walk(v, depth + 1)
+        elif depth < 4 and isinstance(x, (list, tuple)):
+            for v in x:
+                walk(v, depth + 1)
+
+    for name, value in vars(opt).items():
+        if name not in ("state", "param_groups", "defaults"):
+            walk(value, 0)
+    return total
 
 
 def _read_status_kib(field: str) -> int:
