@@ -43,12 +43,13 @@ def _fast_roundtrip(M: np.ndarray, signed: bool) -> tuple[dict[str, np.ndarray],
     d1, d2 = M.shape
     fmt = Format("factored", signed)
     t = tuple(fs.allocate(fmt, torch.zeros(d1 * d2)).values())
-    scratch = torch.empty(d1, d2, dtype=torch.float64)
-    x = torch.from_numpy(M.copy())
-    fs.encode(fmt, x, t, None, scratch)
-    fs.finish(fmt, t, scratch)
+    shape = fs.working_shape(d1 * d2, True)
+    x = torch.from_numpy(M.copy()).view(shape)
+    sums = fs.factor_sums(x)
+    fs.encode(fmt, x, t, None)
+    fs.finish(fmt, t, sums)
     names = ("row", "col", "sign")[: len(t)]
-    decoded = fs.decode(fmt, t, d1 * d2, torch.float64, (d1, d2)).numpy()
+    decoded = fs.decode(fmt, t, d1 * d2, torch.float64, shape).numpy().reshape(d1, d2)
     return {k: v.numpy().copy() for k, v in zip(names, t)}, decoded
 
 

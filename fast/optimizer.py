@@ -12,7 +12,7 @@ import torch
 from fast import compile as kernels
 from fast import storage
 from fast.rounding import draw_bits
-from fast.step import MathFactory, make_step_kernel
+from fast.step import MathFactory, make_column_kernel, make_step_kernel
 from fast.write import WriteMode, write_mode
 from spec.hparams.core import Constraint, Hyperparameter
 from spec.storage_layout import Format, Slot, resolve
@@ -53,7 +53,6 @@ class FastOptimizer(torch.optim.Optimizer):
             setattr(self, name, self.RUNTIME[name].validate(values.pop(name)))
         defaults = {name: self.HYPERPARAMETERS[name].validate(v) for name, v in values.items()}
         self._generators: dict[str, torch.Generator] = {}
-        self._scratch: dict[tuple[str, torch.dtype], torch.Tensor] = {}
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -200,30 +199,16 @@ class FastOptimizer(torch.optim.Optimizer):
             self.draw(p, slot.name) if f is not None and storage.needs_bits(f) else None
             for slot, f in zip(self.SLOTS, formats)
         ))
-        scratch = self._scratch_views(p, formats, scalars.dtype, shape)
         flat = p.view(shape) if p.is_contiguous() else p.contiguous().view(shape)
-        fn(flat, grad.reshape(shape), stored, scalars, bits, scratch)
+        g = grad.reshape(shape)
+        sums = (None,) * len(formats)
+        if any(factored):  # before the step kernel: it reads the old states and parameter
+            column = kernels.kernel(make_column_kernel, (make_math, math_flags, formats, p.dtype),
+                                    self.compiled_optimizer, static_shape=shape)
+            sums = column(flat, g, stored, scalars)
+        fn(flat, g, stored, scalars, bits)
         if flat.data_ptr() != p.data_ptr():
             p.copy_(flat.view_as(p))
-        for f, t, sc in zip(formats, stored, scratch):
+        for f, t, total in zip(formats, stored, sums):
             if f is not None:
-                storage.finish(f, t, sc)
-
-    def _scratch_views(self, p: torch.Tensor, formats: tuple[Format | None, ...],
-                       cdt: torch.dtype, shape: tuple[int, ...]) -> tuple[torch.Tensor | None, ...]:
-        """Full-size workspace for factored states, shared by all parameters (so the extra
-        memory of a step is one full-size buffer per factored state of the largest tensor)."""
-        factored = [f is not None and f.kind == "factored" for f in formats]
-        if not any(factored):
-            return (None,) * len(formats)
-        n = p.numel()
-        key = (str(p.device), cdt)
-        buf = self._scratch.get(key)
-        need = n * sum(factored)
-        if buf is None or buf.numel() < need:
-            buf = self._scratch[key] = torch.empty(need, dtype=cdt, device=p.device)
-        views, used = [], 0
-        for is_f in factored:
-            views.append(buf[used:used + n].view(shape) if is_f else None)
-            used += n if is_f else 0
-        return tuple(views)
+                storage.finish(f, t, total)

@@ -31,14 +31,17 @@ def make_step_kernel(
     mode: WriteMode,
     dtype: torch.dtype,  # only a cache key: one compiled graph per parameter dtype
 ):
-    """``kernel(p, g, stored, s, bits, scratch)`` for flat ``p`` and ``g``; ``s[0]`` = lr * wd.
+    """``kernel(p, g, stored, s, bits)`` for ``p`` and ``g`` in the working shape; ``s[0]`` =
+    lr * wd.
 
-    ``stored[i]``/``bits[i + 1]``/``scratch[i]`` belong to ``formats[i]`` (None for a state
-    the optimizer does not keep); ``bits[0]`` are the parameter's stochastic-rounding draws.
+    ``stored[i]``/``bits[i + 1]`` belong to ``formats[i]`` (None for a state the optimizer
+    does not keep); ``bits[0]`` are the parameter's stochastic-rounding draws. Factored states
+    get only their signs here; their factors come from ``make_column_kernel``, run before this
+    kernel on the same inputs.
     """
     math = make_math(*math_flags)
 
-    def step_kernel(p, g, stored, s, bits, scratch):
+    def step_kernel(p, g, stored, s, bits):
         # p, g and every full-size tensor share one working shape (storage.working_shape),
         # viewed outside the graph so that inductor emits one loop nest and no copies.
         cdt = s.dtype
@@ -47,10 +50,48 @@ def make_step_kernel(
             None if f is None else storage.decode(f, t, n, cdt, p.shape) for f, t in zip(formats, stored)
         )
         U, new_states = math(g.to(cdt), states, s[1:])
-        for f, t, x, b, sc in zip(formats, stored, new_states, bits[1:], scratch):
+        for f, t, x, b in zip(formats, stored, new_states, bits[1:]):
             if f is not None:
-                storage.encode(f, x, t, b, sc)
+                storage.encode(f, x, t, b)
         P = new_param(p.to(cdt), U, s[0], decay=decay, cautious=cautious_wd)
         p.copy_(store(P, p.dtype, mode, None if bits[0] is None else bits[0].view(p.shape)))
 
     return step_kernel
+
+
+def make_column_kernel(make_math: MathFactory, math_flags: tuple, formats: tuple[Format | None, ...],
+                       dtype: torch.dtype):
+    """``kernel(p, g, stored, s) -> sums``: for each factored state, ``storage.factor_sums`` of
+    its new value (None for other states).
+
+    A separate pass: reductions in the step kernel split its loop nest (on CPU, ~10x slower),
+    and a column reduction cannot share a row-major loop. It recomputes the new moments from g
+    and the old states instead of keeping a full-size copy, so a factored step needs no
+    full-size workspace.
+    """
+    math = make_math(*math_flags)
+
+    def column_kernel(p, g, stored, s):
+        cdt = s.dtype
+        n = p.numel()
+        states = tuple(
+            None if f is None or f.kind != "factored" else storage.decode(f, t, n, cdt, p.shape)
+            for f, t in zip(formats, stored)
+        )
+        if all(x is None for x in states):
+            return tuple(None for _ in formats)
+        _, new_states = math(g.to(cdt), _complete(states, formats, stored, n, cdt, p.shape), s[1:])
+        return tuple(
+            storage.factor_sums(x) if f is not None and f.kind == "factored" else None
+            for f, x in zip(formats, new_states)
+        )
+
+    return column_kernel
+
+
+def _complete(states, formats, stored, n, cdt, shape):
+    """Decode the non-factored states too (the math may combine them)."""
+    return tuple(
+        x if x is not None or f is None else storage.decode(f, t, n, cdt, shape)
+        for x, f, t in zip(states, formats, stored)
+    )
