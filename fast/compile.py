@@ -15,6 +15,17 @@ import torch
 
 _CACHE: dict[Hashable, Callable[..., Any]] = {}
 
+# For the per-shape (factored) kernels: let inductor recompute the decoded and updated
+# moments in every loop that needs them instead of storing them as full-size temporaries
+# (with the defaults each such temporary costs one parameter's fp32 size of peak memory).
+_RECOMPUTE = {
+    "realize_reads_threshold": 1000,
+    "realize_opcount_threshold": 1000,
+    "realize_acc_reads_threshold": 1000,
+    "realize_cpu_opcount_threshold": 1000,
+    "realize_cpu_acc_reads_threshold": 1000,
+}
+
 
 def kernel(make: Callable[..., Callable[..., Any]], flags: tuple, compiled: bool,
            static_shape: tuple[int, ...] | None = None) -> Callable[..., Any]:
@@ -29,7 +40,9 @@ def kernel(make: Callable[..., Callable[..., Any]], flags: tuple, compiled: bool
     if fn is None:
         fn = make(*flags)
         if compiled:
-            fn = torch.compile(_own_code(fn, len(_CACHE)), dynamic=static_shape is None, fullgraph=True)
+            static = static_shape is not None
+            fn = torch.compile(_own_code(fn, len(_CACHE)), dynamic=not static, fullgraph=True,
+                               options=_RECOMPUTE if static else None)
         _CACHE[key] = fn
     return fn
 
