@@ -45,7 +45,7 @@ def _fast_roundtrip(M: np.ndarray, signed: bool) -> tuple[dict[str, np.ndarray],
     t = tuple(fs.allocate(fmt, torch.zeros(d1 * d2)).values())
     shape = fs.working_shape(d1 * d2, True)
     x = torch.from_numpy(M.copy()).view(shape)
-    sums = fs.factor_sums(x)
+    sums = fs.factor_sums(x, signed)
     fs.encode(fmt, x, t, None)
     fs.finish(fmt, t, sums)
     names = ("row", "col", "sign")[: len(t)]

@@ -203,9 +203,9 @@ class FastOptimizer(torch.optim.Optimizer):
         g = grad.reshape(shape)
         sums = (None,) * len(formats)
         if any(factored):  # before the step kernel: it reads the old states and parameter
-            column = kernels.kernel(make_column_kernel, (make_math, math_flags, formats, p.dtype),
+            reduce = kernels.kernel(make_column_kernel, (make_math, math_flags, formats, p.dtype),
                                     self.compiled_optimizer, static_shape=shape)
-            sums = column(flat, g, stored, scalars)
+            sums = reduce(flat, g, stored, scalars)
         fn(flat, g, stored, scalars, bits)
         if flat.data_ptr() != p.data_ptr():
             p.copy_(flat.view_as(p))

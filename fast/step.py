@@ -36,8 +36,8 @@ def make_step_kernel(
 
     ``stored[i]``/``bits[i + 1]`` belong to ``formats[i]`` (None for a state the optimizer
     does not keep); ``bits[0]`` are the parameter's stochastic-rounding draws. Factored states
-    get only their signs here; their factors come from ``make_column_kernel``, run before this
-    kernel on the same inputs.
+    get nothing here: their factors and signs come from ``make_column_kernel``, run before this
+    kernel on the same inputs, so that this kernel has no reduction.
     """
     math = make_math(*math_flags)
 
@@ -82,7 +82,7 @@ def make_column_kernel(make_math: MathFactory, math_flags: tuple, formats: tuple
             return tuple(None for _ in formats)
         _, new_states = math(g.to(cdt), _complete(states, formats, stored, n, cdt, p.shape), s[1:])
         return tuple(
-            storage.factor_sums(x) if f is not None and f.kind == "factored" else None
+            storage.factor_sums(x, f.signed) if f is not None and f.kind == "factored" else None
             for f, x in zip(formats, new_states)
         )
 

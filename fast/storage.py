@@ -1,8 +1,8 @@
 """Optimizer-state storage (spec/state_storage.md): decode before the update, encode after.
 
 ``decode``/``encode`` run inside the fused (compiled) step kernel on tensors in the working
-shape; a factored state's row and column sums are reductions of its new value in a second
-kernel (``factor_sums``, run first); ``finish`` stores the factors.
+shape; a factored state's factors and signs are reductions of its new value in a second
+kernel (``factor_sums``, run first); ``finish`` stores them.
 """
 
 from __future__ import annotations
@@ -144,9 +144,7 @@ def quantize(x: torch.Tensor, signed: bool, bits: torch.Tensor) -> tuple[torch.T
 
 def encode(fmt: Format, x: torch.Tensor, t: Stored, bits: torch.Tensor | None) -> None:
     """Store the new value ``x`` (compute dtype, the kernel's working shape) into ``t``."""
-    if fmt.kind == "factored":  # signs only: the factors come from factor_sums
-        if fmt.signed:
-            t[2].copy_(_pack_groups(x > 0) if x.dim() == 3 else pack_signs(x > 0))
+    if fmt.kind == "factored":  # stored by finish, from factor_sums
         return
     if fmt.kind == "int8":
         codes, scales = quantize(x.reshape(-1), fmt.signed, bits.reshape(-1))
@@ -160,21 +158,28 @@ def encode(fmt: Format, x: torch.Tensor, t: Stored, bits: torch.Tensor | None) -
 
 
 # -- the column factor ------------------------------------------------------------------------
-def factor_sums(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Row sums of |x| (working shape), and its column sums over blocks of R rows (d1/R, d2).
-    Any reduction inside the step kernel splits its loop nest (measured ~3x slower on CPU),
-    so these run in their own kernel."""
+def factor_sums(x: torch.Tensor, signed: bool) -> tuple[torch.Tensor, ...]:
+    """Reductions of the new value ``x`` (working shape) for its factors: the row sums of |x|
+    (for the 3-D shape per sign byte, (d1, d2/8), summed by ``finish``), its column sums over
+    blocks of R rows (d1/R, d2) and, if ``signed``, its packed signs. They run in a kernel of
+    their own: on CPU any reduction inside the step kernel splits its loop nest (~3x slower).
+    """
     d1 = x.shape[0]
     block = next(r for r in (32, 16, 8, 4, 2, 1) if d1 % r == 0)
     mag = x.abs()
-    return mag.sum(tuple(range(1, x.dim()))), mag.reshape(d1 // block, block, -1).sum(1)
+    sums = (mag.sum(-1), mag.reshape(d1 // block, block, -1).sum(1))
+    if not signed:
+        return sums
+    return (*sums, _pack_groups(x > 0) if x.dim() == 3 else pack_signs(x > 0))
 
 
-def finish(fmt: Format, t: Stored, sums: tuple[torch.Tensor, torch.Tensor] | None) -> None:
-    """The factors from ``factor_sums``: the row sums, and the column sums normalised by
-    their total."""
+def finish(fmt: Format, t: Stored, sums: tuple[torch.Tensor, ...] | None) -> None:
+    """Store the ``factor_sums``: the row sums, the column sums normalised by their total and
+    the signs (after the step kernel, which decodes the old ones)."""
     if fmt.kind != "factored":
         return
-    t[0].copy_(sums[0])
+    t[0].copy_(sums[0] if sums[0].dim() == 1 else sums[0].sum(1))
+    if fmt.signed:
+        t[2].copy_(sums[2])
     c = sums[1].sum(0)
     t[1].copy_(c / c.sum().clamp_min(NORM_FLOOR))
