@@ -16,12 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-TORCH_DTYPES = {
-    "float64": torch.float64,
-    "float32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "float16": torch.float16,
-}
+from fast.storage import DTYPES as TORCH_DTYPES
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ def _fast_roundtrip(M: np.ndarray, signed: bool) -> tuple[dict[str, np.ndarray],
     """Encode ``M`` with fast's factored format and decode it again."""
     d1, d2 = M.shape
     fmt = Format("factored", signed)
-    t = tuple(fs.allocate(fmt, torch.zeros(d1 * d2)).values())
+    t = fs.allocate(fmt, torch.zeros(d1 * d2))
     shape = fs.working_shape(d1 * d2, True)
     x = torch.from_numpy(M.copy()).view(shape)
     sums = fs.factor_sums(x, signed)

@@ -176,8 +176,7 @@ class FastOptimizer(torch.optim.Optimizer):
             state["step"] = 0
             for slot, fmt in zip(self.SLOTS, formats):
                 if fmt is not None:
-                    for suffix, tensor in storage.allocate(fmt, p).items():
-                        state[slot.name + suffix] = tensor
+                    state.update(zip(fmt.keys(slot.name), storage.allocate(fmt, p)))
         state["step"] += 1
         if p.numel() == 0:
             return

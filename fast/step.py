@@ -44,16 +44,11 @@ def make_step_kernel(
     def step_kernel(p, g, stored, s, bits):
         # p, g and every full-size tensor share one working shape (storage.working_shape),
         # viewed outside the graph so that inductor emits one loop nest and no copies.
-        cdt = s.dtype
-        n = p.numel()
-        states = tuple(
-            None if f is None else storage.decode(f, t, n, cdt, p.shape) for f, t in zip(formats, stored)
-        )
-        U, new_states = math(g.to(cdt), states, s[1:])
+        U, new_states = math(g.to(s.dtype), _decoded(formats, stored, p, s.dtype), s[1:])
         for f, t, x, b in zip(formats, stored, new_states, bits[1:]):
             if f is not None:
                 storage.encode(f, x, t, b)
-        P = new_param(p.to(cdt), U, s[0], decay=decay, cautious=cautious_wd)
+        P = new_param(p.to(s.dtype), U, s[0], decay=decay, cautious=cautious_wd)
         p.copy_(store(P, p.dtype, mode, None if bits[0] is None else bits[0].view(p.shape)))
 
     return step_kernel
@@ -72,15 +67,7 @@ def make_column_kernel(make_math: MathFactory, math_flags: tuple, formats: tuple
     math = make_math(*math_flags)
 
     def column_kernel(p, g, stored, s):
-        cdt = s.dtype
-        n = p.numel()
-        states = tuple(
-            None if f is None or f.kind != "factored" else storage.decode(f, t, n, cdt, p.shape)
-            for f, t in zip(formats, stored)
-        )
-        if all(x is None for x in states):
-            return tuple(None for _ in formats)
-        _, new_states = math(g.to(cdt), _complete(states, formats, stored, n, cdt, p.shape), s[1:])
+        _, new_states = math(g.to(s.dtype), _decoded(formats, stored, p, s.dtype), s[1:])
         return tuple(
             storage.factor_sums(x, f.signed) if f is not None and f.kind == "factored" else None
             for f, x in zip(formats, new_states)
@@ -89,9 +76,8 @@ def make_column_kernel(make_math: MathFactory, math_flags: tuple, formats: tuple
     return column_kernel
 
 
-def _complete(states, formats, stored, n, cdt, shape):
-    """Decode the non-factored states too (the math may combine them)."""
+def _decoded(formats, stored, p, cdt):
+    """Every kept state decoded to the compute dtype in ``p``'s (working) shape."""
     return tuple(
-        x if x is not None or f is None else storage.decode(f, t, n, cdt, shape)
-        for x, f, t in zip(states, formats, stored)
+        None if f is None else storage.decode(f, t, p.numel(), cdt, p.shape) for f, t in zip(formats, stored)
     )

@@ -19,20 +19,18 @@ _UNIFORM_SCALE = 2.0**-SR_BITS
 Stored = tuple[torch.Tensor, ...]
 
 
-def allocate(fmt: Format, p: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Zero states of ``fmt`` for ``p``, keyed by suffix ("" for the main tensor)."""
+def allocate(fmt: Format, p: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Zero states of ``fmt`` for ``p``, in the order of ``fmt.keys``."""
     dev = p.device
     if fmt.kind == "factored":
         d1, d2 = factor_shape(p.numel())
-        out = {"_row": torch.zeros(d1, device=dev), "_col": torch.zeros(d2, device=dev)}
-        if fmt.signed:
-            out["_sign"] = torch.zeros(d1, packed_width(d2), dtype=torch.uint8, device=dev)
-        return out
+        sign = (torch.zeros(d1, packed_width(d2), dtype=torch.uint8, device=dev),) if fmt.signed else ()
+        return (torch.zeros(d1, device=dev), torch.zeros(d2, device=dev), *sign)
     if fmt.kind == "int8":
         n_blocks = (p.numel() + BLOCK - 1) // BLOCK
         codes = torch.zeros(p.shape, dtype=torch.int8 if fmt.signed else torch.uint8, device=dev)
-        return {"": codes, "_scale": torch.zeros(n_blocks, device=dev)}
-    return {"": torch.zeros(p.shape, dtype=DTYPES[fmt.dtype], device=dev)}
+        return (codes, torch.zeros(n_blocks, device=dev))
+    return (torch.zeros(p.shape, dtype=DTYPES[fmt.dtype], device=dev),)
 
 
 def kernel_views(fmt: Format, tensors: list[torch.Tensor], shape: tuple[int, ...]) -> Stored:
@@ -92,8 +90,9 @@ def pack_signs(positive: torch.Tensor) -> torch.Tensor:
     return _pack_groups(positive.view(d1, width, 8)).to(torch.uint8)
 
 
-def _blocks(x: torch.Tensor) -> list[torch.Tensor]:
-    """Flat ``x`` as (full blocks, BLOCK) plus (1, remainder) views, without padding.
+def _blocks(x: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
+    """Flat ``x`` as (first block index, view) pairs: the full blocks as (n_full, BLOCK) and
+    the remainder as (1, rest), without padding.
 
     Per-block values broadcast over the block axis of each view. Other formulations are
     miscompiled by torch 2.13's inductor on CPU: a gather ``v[arange(n) // BLOCK]`` reads
@@ -102,9 +101,9 @@ def _blocks(x: torch.Tensor) -> list[torch.Tensor]:
     """
     n = x.shape[0]
     full = n // BLOCK
-    parts = [x[: full * BLOCK].view(full, BLOCK)] if full else []
+    parts = [(0, x[: full * BLOCK].view(full, BLOCK))] if full else []
     if n > full * BLOCK:
-        parts.append(x[full * BLOCK:].view(1, n - full * BLOCK))
+        parts.append((full, x[full * BLOCK:].view(1, n - full * BLOCK)))
     return parts
 
 
@@ -121,10 +120,8 @@ def decode(fmt: Format, t: Stored, n: int, cdt: torch.dtype, shape: tuple[int, .
         return mag if positive is None else torch.where(positive, mag, -mag)
     if fmt.kind == "int8":
         codes, scales = t
-        parts = _blocks(codes.to(cdt))
-        first = [0, parts[0].shape[0]]
         return torch.cat([(b * scales[k:k + b.shape[0]].to(cdt)[:, None]).reshape(-1)
-                          for b, k in zip(parts, first)]).view(shape)
+                          for k, b in _blocks(codes.to(cdt))]).view(shape)
     return t[0].to(cdt).view(shape)
 
 
@@ -133,7 +130,7 @@ def quantize(x: torch.Tensor, signed: bool, bits: torch.Tensor) -> tuple[torch.T
     the int8 tensor casts them), and fp32 scales s = max|x| / qmax."""
     qmax = INT8_MAX[signed]
     codes, scales = [], []
-    for xb, rb in zip(_blocks(x), _blocks(bits)):
+    for (_, xb), (_, rb) in zip(_blocks(x), _blocks(bits)):
         s = (xb.abs().amax(1) / qmax).to(torch.float32)
         sb = s.to(x.dtype)[:, None]
         y = torch.where(sb > 0, xb / sb, torch.zeros_like(xb))
@@ -157,7 +154,7 @@ def encode(fmt: Format, x: torch.Tensor, t: Stored, bits: torch.Tensor | None) -
         t[0].copy_(x.to(t[0].dtype))
 
 
-# -- the column factor ------------------------------------------------------------------------
+# -- the factors (a kernel of their own) -----------------------------------------------------
 def factor_sums(x: torch.Tensor, signed: bool) -> tuple[torch.Tensor, ...]:
     """Reductions of the new value ``x`` (working shape) for its factors: the row sums of |x|
     (for the 3-D shape per sign byte, (d1, d2/8), summed by ``finish``), its column sums over
