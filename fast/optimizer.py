@@ -14,7 +14,7 @@ from fast import storage
 from fast.rounding import draw_bits
 from fast.step import MathFactory, make_column_kernel, make_step_kernel
 from fast.write import WriteMode, write_mode
-from spec.hparams.core import Constraint, Hyperparameter
+from spec.hparams.core import Constraint, Hyperparameter, shared_message
 from spec.storage_layout import Format, Slot, resolve
 
 RNG_KEY = "rng"
@@ -61,6 +61,8 @@ class FastOptimizer(torch.optim.Optimizer):
         try:
             for name, h in self.HYPERPARAMETERS.items():
                 group[name] = h.validate(group[name])
+                if not h.group_level and group[name] != self.defaults[name]:
+                    raise ValueError(shared_message(type(self).__name__, name, group[name], self.defaults[name]))
             for constraint in self.CONSTRAINTS:
                 constraint.check(group)
             for p in group["params"]:

@@ -15,7 +15,7 @@ import numpy as np
 
 from reference.rounding import PARAM_DTYPES, write
 from reference.storage import StateStore
-from spec.hparams.core import Constraint, Hyperparameter
+from spec.hparams.core import Constraint, Hyperparameter, shared_message
 from spec.storage_layout import SR_BITS, Format, Slot, resolve
 
 
@@ -43,6 +43,9 @@ class ReferenceOptimizer:
         for group in groups:
             overrides = {k: v for k, v in group.items() if k != "params"}
             resolved = self._validated({**self.defaults, **overrides})
+            for name, h in self.HYPERPARAMETERS.items():
+                if not h.group_level and resolved[name] != self.defaults[name]:
+                    raise ValueError(shared_message(type(self).__name__, name, resolved[name], self.defaults[name]))
             first = len(self.params)
             self.params.extend(np.array(a, dtype=np.float64) for a in group["params"])
             resolved["indices"] = list(range(first, len(self.params)))
@@ -96,6 +99,10 @@ class ReferenceOptimizer:
                 stochastic = dtype == "bfloat16" and group["stochastic_rounding"]
                 bits = draw("param", P.size) if stochastic else None
                 self.params[i] = np.asarray(write(np.asarray(P), dtype, stochastic=stochastic, bits=bits))
+        self.end_step()
+
+    def end_step(self) -> None:
+        """Called once after every parameter of a step (Prodigy updates its d here)."""
 
     def active_slots(self, hyper: Mapping[str, Any]) -> Sequence[Slot]:
         return self.SLOTS

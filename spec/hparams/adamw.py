@@ -1,7 +1,8 @@
 """AdamW's hyperparameters: the one definition used by reference, fast and docs."""
 
 from spec.hparams.common import RUNTIME, WRITE
-from spec.hparams.core import Constraint, Hyperparameter, Kind
+from spec.hparams.core import Hyperparameter, Kind
+from spec.hparams.features import ADEMAMIX, NESTEROV, NESTEROV_COEF, ademamix_constraints, nesterov_constraints
 from spec.hparams.storage import CONSTRAINTS as STORAGE_CONSTRAINTS
 from spec.hparams.storage import STORAGE
 from spec.storage_layout import Slot
@@ -18,14 +19,6 @@ USE_BIAS_CORRECTION = Hyperparameter(
     "use_bias_correction", r"\mathrm{bc}", True, Kind.BOOL,
     "divide the moments by 1 - beta^t (False sets both corrections to 1)",
 )
-NESTEROV = Hyperparameter(
-    "nesterov", r"\mathrm{nesterov}", False, Kind.BOOL,
-    "use the look-ahead numerator c*m + (1-c)*g",
-)
-NESTEROV_COEF = Hyperparameter(
-    "nesterov_coef", "c", None, Kind.OPTIONAL_FLOAT,
-    "Nesterov mixing coefficient; None means beta1", low=0.0, high=1.0,
-)
 USE_ATAN2 = Hyperparameter(
     "use_atan2", r"\mathrm{atan2}", False, Kind.BOOL,
     "Adam-atan2: bounded, eps-free direction (4/pi)*atan2(n, sqrt(v_hat))",
@@ -41,22 +34,12 @@ GROUP = {
         WRITE["lr"], BETAS, EPS, WRITE["weight_decay"], WRITE["cautious_wd"],
         USE_BIAS_CORRECTION, NESTEROV, NESTEROV_COEF, USE_ATAN2, NORMED_MOMENTUM,
     )
-} | STORAGE
+} | ADEMAMIX | STORAGE
 ALL = {**GROUP, **RUNTIME}
 
-# exp_avg exists only when betas[0] > 0.
-SLOTS = (Slot("exp_avg", signed=True, second_moment=False), Slot("exp_avg_sq", signed=False, second_moment=True))
+EXP_AVG = Slot("exp_avg", signed=True, second_moment=False)  # only when betas[0] > 0
+EXP_AVG_SQ = Slot("exp_avg_sq", signed=False, second_moment=True)
+EXP_AVG_SLOW = Slot("exp_avg_slow", signed=True, second_moment=False)  # only with use_AdEMAMix
+SLOTS = (EXP_AVG, EXP_AVG_SQ, EXP_AVG_SLOW)
 
-CONSTRAINTS = (
-    *STORAGE_CONSTRAINTS,
-    Constraint(
-        ("nesterov_coef", "nesterov"),
-        "nesterov_coef has no effect unless nesterov=True",
-        lambda h: h["nesterov_coef"] is None or h["nesterov"],
-    ),
-    Constraint(
-        ("nesterov", "betas"),
-        "Nesterov needs a first moment; betas[0] = 0 disables it",
-        lambda h: not h["nesterov"] or h["betas"][0] > 0,
-    ),
-)
+CONSTRAINTS = (*STORAGE_CONSTRAINTS, *nesterov_constraints("betas"), *ademamix_constraints())

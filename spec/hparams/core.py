@@ -17,6 +17,7 @@ class Kind(str, Enum):
     BETAS = "pair of floats"
     BOOL = "bool"
     INT = "int"
+    OPTIONAL_INT = "int or None"
     CHOICE = "one of"
 
 
@@ -57,6 +58,8 @@ class Hyperparameter:
             text = f"each in {text}"
         if self.kind is Kind.INT:
             text = f"integer in {text}"
+        if self.kind is Kind.OPTIONAL_INT:
+            text = f"integer in {text} or None"
         return text
 
     def _in_range(self, x: float) -> bool:
@@ -82,7 +85,7 @@ class Hyperparameter:
             if not isinstance(value, str) or value not in self.choices:
                 raise bad
             return value
-        if self.kind is Kind.OPTIONAL_FLOAT and value is None:
+        if self.kind in (Kind.OPTIONAL_FLOAT, Kind.OPTIONAL_INT) and value is None:
             return None
         if self.kind is Kind.BETAS:
             if not isinstance(value, (tuple, list)) or len(value) != 2:
@@ -90,7 +93,7 @@ class Hyperparameter:
             if not all(_is_real(b) and self._in_range(float(b)) for b in value):
                 raise bad
             return (float(value[0]), float(value[1]))
-        if self.kind is Kind.INT:
+        if self.kind in (Kind.INT, Kind.OPTIONAL_INT):
             if isinstance(value, bool) or not isinstance(value, int) or not self._in_range(value):
                 raise bad
             return value
@@ -133,3 +136,9 @@ class Constraint:
         if not self.holds(values):
             shown = ", ".join(f"{n}={values.get(n)!r}" for n in self.names)
             raise ValueError(f"Contradictory arguments {shown}: {self.message}")
+
+
+def shared_message(cls: str, name: str, value: Any, default: Any) -> str:
+    """The error for a param group that overrides a hyperparameter all groups must share."""
+    return (f"{cls}: {name}={value!r} in a param group differs from the optimizer's {name}={default!r}; "
+            f"{name} is shared by all param groups")

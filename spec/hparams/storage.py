@@ -36,3 +36,13 @@ CONSTRAINTS = (
         lambda h: not h["vector_reshape"] or h["state_precision"] == "factored" or h["factored_2nd"],
     ),
 )
+
+
+def no_second_moment(optimizer: str) -> Constraint:
+    """For optimizers without a second moment (Lion, SignSGD): factored_2nd would do nothing."""
+    return Constraint(
+        ("factored_2nd", "state_precision"),
+        f"{optimizer} keeps no second moment, so factored_2nd has nothing to factor; use "
+        "state_precision='factored'",
+        lambda h: not h["factored_2nd"],
+    )

@@ -1,0 +1,38 @@
+"""Adopt's hyperparameters (spec/adopt.md)."""
+
+from spec.hparams.adamw import BETAS, EPS, EXP_AVG, EXP_AVG_SLOW, EXP_AVG_SQ, USE_ATAN2
+from spec.hparams.common import RUNTIME, WRITE
+from spec.hparams.core import Hyperparameter, Kind
+from spec.hparams.features import (
+    ADEMAMIX,
+    NESTEROV_FEATURE,
+    SIMPLIFIED_ADEMAMIX,
+    ademamix_constraints,
+    nesterov_constraints,
+    simplified_constraints,
+    with_default,
+)
+from spec.hparams.storage import CONSTRAINTS as STORAGE_CONSTRAINTS
+from spec.hparams.storage import STORAGE
+
+CLIP_LAMBDA = Hyperparameter(
+    "clip_lambda", "q", 0.25, Kind.OPTIONAL_FLOAT,
+    "exponent of the clip of the normalised gradient to [-k^q, k^q] at 0-based step k; None: no clip",
+    low=0.0,
+)
+
+GROUP = {
+    h.name: h
+    for h in (
+        with_default(WRITE["lr"], 1e-4), with_default(BETAS, (0.9, 0.9999)), with_default(EPS, 1e-6),
+        WRITE["weight_decay"], WRITE["cautious_wd"], CLIP_LAMBDA, USE_ATAN2,
+    )
+} | NESTEROV_FEATURE | ADEMAMIX | SIMPLIFIED_ADEMAMIX | STORAGE
+ALL = {**GROUP, **RUNTIME}
+
+SLOTS = (EXP_AVG, EXP_AVG_SQ, EXP_AVG_SLOW)
+
+CONSTRAINTS = (
+    *STORAGE_CONSTRAINTS, *nesterov_constraints("betas"), *ademamix_constraints(),
+    *simplified_constraints("betas", ("use_AdEMAMix", "nesterov", "use_atan2")),
+)
