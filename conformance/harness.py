@@ -135,6 +135,18 @@ def _compare_state(pair: Pair, i: int, key: str, actual: torch.Tensor, expected:
     assert_close(actual, expected, e.tol_id(tol_id), where, e.tol_id(ulp_id) if ulp_id else None)
 
 
+def _compare_plain(pair: Pair, actual: torch.Tensor, expected: np.ndarray, state_tol: str | None,
+                   where: str) -> None:
+    """A state kept in a fixed dtype outside the storage layer, by that dtype's tolerance."""
+    dtype = str(actual.dtype).removeprefix("torch.")
+    if dtype == "float32":
+        tol_id, ulp_id = (state_tol or "fp32.state"), None
+    else:
+        tol_id, ulp_id = DENSE_STATE_TOL[dtype]
+    e = pair.entry
+    assert_close(actual, expected, e.tol_id(tol_id), where, e.tol_id(ulp_id) if ulp_id else None)
+
+
 def compare(pair: Pair, label: str, param_tol: tuple[str, str | None] | None = None,
             state_tol: str | None = None) -> None:
     e = pair.entry
@@ -152,14 +164,24 @@ def compare(pair: Pair, label: str, param_tol: tuple[str, str | None] | None = N
                 if actual != expected:
                     raise AssertionError(f"{where}: state {key} = {actual!r}, expected {expected!r}")
                 continue
+            if key not in kinds:  # a state outside the storage layer (Prodigy's s and p0)
+                _compare_plain(pair, actual, expected, state_tol, f"{where} state {key}")
+                continue
             if state_tol is not None and kinds[key][0].kind == "dense":
                 assert_close(actual, expected, e.tol_id(state_tol), f"{where} state {key}")
                 continue
             _compare_state(pair, i, key, actual, expected, kinds[key], f"{where} state {key}")
+    for j, (fg, rg) in enumerate(zip(pair.fast.param_groups, pair.ref.param_groups)):
+        for key in e.group_state:
+            assert_close(np.asarray(float(fg[key])), np.asarray(float(rg[key])),
+                         e.tol_id("drift.group" if state_tol else "group"), f"{label} group {j} {key}")
 
 
 def resync(pair: Pair) -> None:
     """Make fast and reference hold identical values (the fast dtype's rounding of ref)."""
+    for fg, rg in zip(pair.fast.param_groups, pair.ref.param_groups):
+        for key in pair.entry.group_state:
+            fg[key] = rg[key]
     with torch.no_grad():
         for i, p in enumerate(pair.fast_params):
             p.copy_(torch.from_numpy(pair.ref.params[i]).to(p.dtype))

@@ -15,7 +15,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import fast  # noqa: F401  (loads every fast module so bindings can be found)
-from fast import adamw, optimizer, rounding, step, storage, write
+from fast import (
+    adam_math,
+    adamw,
+    adopt,
+    d_adaptation,
+    lion,
+    optimizer,
+    prodigy,
+    rounding,
+    signsgd,
+    simplified_ademamix,
+    step,
+    storage,
+    write,
+)
+from spec import schedules
 
 
 @dataclass(frozen=True)
@@ -23,6 +38,7 @@ class Mutant:
     name: str
     target: object  # the original function
     edits: tuple[tuple[str, str], ...]  # (old, new) source fragments
+    entry: str = "AdamW"  # the registry entry whose checks run first (the others follow)
 
 
 M = Mutant
@@ -33,7 +49,7 @@ MUTANTS = (
         "scale * lr / bc1, beta2, 1 - beta2, beta1, 1 - beta1,"),)),
     M("bias_correction_off_by_one", adamw.AdamW._step_scalars,
       (("(1 - beta1**t, 1 - beta2**t)", "(1 - beta1 ** (t + 1), 1 - beta2 ** (t + 1))"),)),
-    M("eps_inside_sqrt", adamw.make_adamw_math, (("D = D + eps", "D = (D * D + eps).sqrt()"),)),
+    M("eps_inside_sqrt", adam_math.make_adam_math, (("D = D + eps", "D = (D * D + eps).sqrt()"),)),
     M("weight_decay_not_decoupled", step.make_step_kernel,
       (("math(g.to(s.dtype), _decoded", "math(g.to(s.dtype) + s[0] / s[1] * p.to(s.dtype), _decoded"),
        ("decay=decay, cautious=cautious_wd", "decay=False, cautious=cautious_wd"))),
@@ -43,19 +59,19 @@ MUTANTS = (
     M("nesterov_coef_ignored", adamw.AdamW._step_scalars,
       (('c = beta1 if group["nesterov_coef"] is None else group["nesterov_coef"]', "c = beta1"),)),
     M("cautious_mask_inverted", write.decayed, (("U * P >= 0", "U * P <= 0"),)),
-    M("atan2_arguments_swapped", adamw.make_adamw_math, (("torch.atan2(x, D)", "torch.atan2(D, x)"),)),
-    M("normed_momentum_on_raw_grad", adamw.make_adamw_math,
+    M("atan2_arguments_swapped", adam_math.make_adam_math, (("torch.atan2(x, D)", "torch.atan2(D, x)"),)),
+    M("normed_momentum_on_raw_grad", adam_math.make_adam_math,
       (("x = normalise(G) if normed_momentum else G", "x = G"),)),
     M("sr_nan_guard_missing", rounding.stochastic_round_bf16,
       (("torch.where(torch.isnan(x), x, rounded)", "rounded"),)),
-    M("scale_invariant_eps_wrong", adamw.AdamW._step_scalars,
-      (("1 / math.sqrt(max(p.numel(), 1))", "1 / max(p.numel(), 1)"),)),
+    M("scale_invariant_eps_wrong", adam_math.scale_invariant_eps,
+      (("1 / math.sqrt(max(numel, 1))", "1 / max(numel, 1)"),)),
     M("bias_correction_always_on", adamw.AdamW._step_scalars,
       (('if group["use_bias_correction"] else (1.0, 1.0)', "if True else (1.0, 1.0)"),)),
     M("atan2_scale_dropped", adamw.AdamW._step_scalars,
       (('ATAN2_SCALE if group["use_atan2"] else 1.0', "1.0"),)),
-    M("second_moment_of_abs_grad", adamw.make_adamw_math,
-      (("one_m_beta2 * G * G", "one_m_beta2 * G.abs()"),)),
+    M("second_moment_of_abs_grad", adam_math.make_adam_math,
+      (("a2 * G * G", "a2 * G.abs()"),)),
     # The storage layer (spec/state_storage.md).
     M("sign_bit_order_reversed", storage._pack_groups,
       (("weight, torch.zeros_like", "weight.flip(0), torch.zeros_like"),)),
@@ -74,6 +90,71 @@ MUTANTS = (
       (("self.draw(p, slot.name) if f is not None", "shared if f is not None"),
        ('param_bits = self.draw(p, "param") if mode is WriteMode.STOCHASTIC else None',
         'shared = self.draw(p, "param")\n    param_bits = shared if mode is WriteMode.STOCHASTIC else None'))),
+    # AdEMAMix (spec/ademamix.md).
+    M("ademamix_slow_ema_bias_corrected", adam_math.ademamix_scalars,
+      (('"alpha": ademamix_alpha(t, group) * bc1', '"alpha": ademamix_alpha(t, group)'),)),
+    M("ademamix_alpha_schedule_ignored", schedules.ademamix_alpha,
+      (('if h["t_alpha"] is None:', "if True:"),)),
+    M("ademamix_beta3_schedule_linear_in_beta", schedules.ademamix_beta3,
+      (("f_t = (1.0 - a) * half_life_index(beta_start) + a * half_life_index(beta_end)",
+        "return (1.0 - a) * beta_start + a * beta_end"),)),
+    # Adopt (spec/adopt.md).
+    M("adopt_normalises_by_new_v", adopt.make_adopt_math,
+      (("sqrt_v = v.sqrt()", "sqrt_v = (beta2 * v + one_m_beta2 * G * G).sqrt()"),), "Adopt"),
+    M("adopt_first_step_updates", adopt.make_adopt_math,
+      (("if not use_atan2:\n                return torch.zeros_like(G), (m, v, m2)",
+        "if False:\n                pass"),),
+      "Adopt"),
+    M("adopt_eps_added_not_max", adopt.make_adopt_math,
+      (("G / torch.maximum(sqrt_v, eps)", "G / (sqrt_v + eps)"),), "Adopt"),
+    M("adopt_clip_at_one_based_step", adopt.Adopt._update,
+      (("float(t - 1) ** q", "float(t) ** q"),), "Adopt"),
+    M("adopt_nesterov_on_raw_grad", adopt.make_adopt_math,
+      (("c * m_new + one_m_c * x if nesterov", "c * m_new + one_m_c * G if nesterov"),), "Adopt"),
+    # Prodigy (spec/prodigy.md).
+    M("prodigy_numerator_sign_flipped", d_adaptation.DAdaptation.statistics,
+      (('state["p0"].to(torch.float64) - p_s.to(torch.float64)',
+        'p_s.to(torch.float64) - state["p0"].to(torch.float64)'),),
+      "Prodigy"),
+    M("prodigy_beta3_is_beta2", d_adaptation.DAdaptation.beta3,
+      (('math.sqrt(self.defaults["betas"][1])', 'self.defaults["betas"][1]'),), "Prodigy"),
+    M("prodigy_growth_rate_ignored", d_adaptation.DAdaptation.end_step,
+      (('d = min(d_max, d * h["growth_rate"])', "d = d_max"),), "Prodigy"),
+    M("prodigy_eps_not_scaled_by_d", prodigy.Prodigy._update,
+      (('d * scale_invariant_eps(group["eps"], p.numel())', 'scale_invariant_eps(group["eps"], p.numel())'),),
+      "Prodigy"),
+    M("prodigy_s_with_d_not_dlr", d_adaptation.DAdaptation.statistics,
+      (('(d if group["safeguard_warmup"] else dlr)', "d"),), "Prodigy"),
+    M("prodigy_first_growth_clause_missing", d_adaptation.DAdaptation.end_step,
+      (('if d == h["d0"]:\n                d = max(d, d_hat)', "pass"),), "Prodigy"),
+    M("prodigy_bias_correction_k_off_by_one", d_adaptation.DAdaptation.dlr,
+      (("math.sqrt(1 - beta2 ** (k + 1)) / (1 - beta1 ** (k + 1))",
+        "math.sqrt(1 - beta2**k) / (1 - beta1 ** (k + 1))"),),
+      "Prodigy"),
+    # Lion and ProdigyLion (spec/lion.md, spec/prodigy_lion.md).
+    M("lion_momentum_with_beta1", lion.make_lion_math,
+      (("(beta2 * m + one_m_beta2 * G,)", "(beta1 * m + one_m_beta1 * G,)"),), "Lion"),
+    M("lion_sign_of_momentum", lion.make_lion_math,
+      (("c = beta1 * m + one_m_beta1 * G", "c = beta2 * m + one_m_beta2 * G"),), "Lion"),
+    M("lion_k_without_sqrt_n", lion.make_lion_math, (("clamp_min(NORM_FLOOR) * sqrt_n", "clamp_min(NORM_FLOOR)"),),
+      "Lion"),
+    M("prodigy_lion_momentum_without_d", lion.make_lion_math,
+      (("G = g_scale * G", "G = G"),), "ProdigyLion"),
+    # SignSGD (spec/signsgd.md).
+    M("signsgd_nesterov_weights_swapped", signsgd.make_signsgd_math,
+      (("n = c * m_new + one_m_c *", "n = one_m_c * m_new + c *"),), "SignSGD"),
+    M("signsgd_normed_takes_sign", signsgd.make_signsgd_math,
+      (("lr * (n if normed_momentum else torch.sign(n))", "lr * torch.sign(n)"),), "SignSGD"),
+    M("signsgd_simplified_alpha_grad_dropped", signsgd.make_signsgd_math,
+      (("n = m_new + alpha_grad * x", "n = m_new"),), "SignSGD"),
+    # SimplifiedAdEMAMix (spec/simplified_ademamix.md).
+    M("simplified_num_den_swapped", simplified_ademamix.SimplifiedAdEMAMix._update,
+      (("lr / math.sqrt(num)", "lr / math.sqrt(den)"),), "SimplifiedAdEMAMix"),
+    M("simplified_lr_without_alpha_grad", schedules.simplified_lr,
+      (("(1.0 - beta1) + alpha_grad)", "(1.0 - beta1))"),), "SimplifiedAdEMAMix"),
+    M("simplified_warmup_on_beta_not_half_life", schedules.simplified_beta1,
+      (("return 0.5 ** (1.0 / ((1.0 - a) * f(h[\"min_beta1\"]) + a * f(beta_end) + 1.0))",
+        "return (1.0 - a) * h[\"min_beta1\"] + a * beta_end"),), "SimplifiedAdEMAMix"),
 )
 
 

@@ -12,7 +12,14 @@ from typing import Any
 
 import fast
 import reference
+from conformance.tolerances import TOLERANCES
 from spec.hparams import adamw as adamw_hparams
+from spec.hparams import adopt as adopt_hparams
+from spec.hparams import lion as lion_hparams
+from spec.hparams import prodigy as prodigy_hparams
+from spec.hparams import prodigy_lion as prodigy_lion_hparams
+from spec.hparams import signsgd as signsgd_hparams
+from spec.hparams import simplified_ademamix as simplified_hparams
 
 
 @dataclass(frozen=True)
@@ -30,9 +37,15 @@ class Entry:
     storage: dict[str, dict[str, Any]] = field(default_factory=dict)
     storage_samples: tuple[str, ...] = ()
     storage_dtypes: tuple[str, ...] = ("float32", "bfloat16")
+    # Param-group scalars the optimizer keeps (Prodigy's d, ...), compared like states.
+    group_state: tuple[str, ...] = ()
 
     def tol_id(self, what: str) -> str:
-        return f"{self.name.lower()}.{what}"
+        """This optimizer's own tolerance for ``what`` if the table has one, else AdamW's: its
+        fp32 chains (EMAs, sqrt, divide, decay) are the longest of the fused kernels, so its
+        derived bounds cover the others unless an entry says otherwise."""
+        own = f"{self.name.lower()}.{what}"
+        return own if own in TOLERANCES else f"adamw.{what}"
 
 
 # Every state_precision, plus factored with vector_reshape and factored_2nd over dense and
@@ -74,11 +87,146 @@ ADAMW = Entry(
             "normed_momentum": True, "stochastic_rounding": True, "seed": 1234,
         },
         "no_stochastic_rounding": {"lr": 1e-2, "weight_decay": 0.1, "stochastic_rounding": False},
+        "ademamix": {"lr": 2e-2, "use_AdEMAMix": True, "beta3_ema": 0.99, "alpha": 3.0, "betas": (0.8, 0.95)},
+        "ademamix_schedules": {
+            "lr": 2e-2, "use_AdEMAMix": True, "beta3_ema": 0.995, "alpha": 2.0, "t_alpha": 3, "t_beta3": 4,
+            "nesterov": True, "weight_decay": 0.1,
+        },
+        "ademamix_atan2_beta1_zero": {"lr": 2e-2, "use_AdEMAMix": True, "use_atan2": True, "betas": (0.0, 0.99),
+                                      "t_beta3": 3, "beta3_ema": 0.9},
     },
     group1={"lr": 1.1e-2, "betas": (0.6, 0.9), "weight_decay": 0.3, "eps": 1e-5},
-    compiled_samples=("default", "everything", "atan2", "beta1_zero"),
+    compiled_samples=("default", "everything", "atan2", "beta1_zero", "ademamix_schedules"),
     storage=STORAGE,
-    storage_samples=("betas_eps_wd", "everything", "beta1_zero", "atan2", "nesterov_coef"),
+    storage_samples=("betas_eps_wd", "everything", "beta1_zero", "atan2", "nesterov_coef", "ademamix"),
 )
 
-ENTRIES = {e.name: e for e in (ADAMW,)}
+# Lion and SignSGD keep no second moment: factored_2nd raises for them (test_bad_input).
+FIRST_MOMENT_STORAGE = {k: v for k, v in STORAGE.items() if not v.get("factored_2nd")}
+
+ADOPT = Entry(
+    name="Adopt",
+    fast=fast.Adopt,
+    reference=reference.Adopt,
+    hyperparameters=adopt_hparams.ALL,
+    samples={
+        "default": {},
+        "betas_eps_wd": {"lr": 2e-2, "betas": (0.8, 0.95), "eps": 1e-3, "weight_decay": 0.1, "cautious_wd": True},
+        "no_clip": {"lr": 2e-2, "clip_lambda": None, "eps": None},
+        "clip_half": {"lr": 2e-2, "clip_lambda": 0.5, "betas": (0.0, 0.99)},
+        "atan2": {"lr": 2e-2, "use_atan2": True, "weight_decay": 0.05},
+        "nesterov": {"lr": 2e-2, "nesterov": True, "nesterov_coef": 0.6},
+        "ademamix": {"lr": 2e-2, "use_AdEMAMix": True, "beta3_ema": 0.99, "alpha": 3.0, "t_alpha": 3, "t_beta3": 4},
+        "simplified": {"lr": 2e-2, "Simplified_AdEMAMix": True, "alpha_grad": 5.0, "betas": (0.9, 0.99),
+                       "weight_decay": 0.2, "stochastic_rounding": False, "seed": 7},
+    },
+    group1={"lr": 1.1e-2, "betas": (0.6, 0.9), "weight_decay": 0.3, "eps": 1e-5},
+    compiled_samples=("default", "atan2"),
+    storage=STORAGE,
+    storage_samples=("betas_eps_wd", "atan2", "ademamix"),
+)
+
+PRODIGY = Entry(
+    name="Prodigy",
+    fast=fast.Prodigy,
+    reference=reference.Prodigy,
+    hyperparameters=prodigy_hparams.ALL,
+    samples={
+        "default": {},
+        "adapted": {"lr": 0.5, "betas": (0.8, 0.95), "eps": 1e-6, "weight_decay": 0.1, "d0": 1e-3, "d_coef": 2.0,
+                    "slice_p": 3, "beta3": 0.9},
+        "growth_bc": {"growth_rate": 1.5, "use_bias_correction": True, "d0": 1e-2, "slice_p": 1, "cautious_wd": True,
+                      "weight_decay": 0.05},
+        "safeguard_limiter": {"safeguard_warmup": True, "d_limiter": True, "d0": 1e-3, "eps": None},
+        "frozen": {"prodigy_steps": 2, "d0": 1e-2, "slice_p": 2},
+        "atan2_nesterov": {"use_atan2": True, "nesterov": True, "nesterov_coef": 0.5, "d0": 1e-3,
+                           "betas": (0.9, 0.99)},
+        "beta1_zero": {"betas": (0.0, 0.99), "d0": 1e-3},
+        "ademamix": {"use_AdEMAMix": True, "beta3_ema": 0.99, "alpha": 3.0, "t_alpha": 3, "t_beta3": 4, "d0": 1e-3,
+                     "use_bias_correction": True},
+        "simplified": {"Simplified_AdEMAMix": True, "alpha_grad": 5.0, "d0": 1e-3, "stochastic_rounding": False,
+                       "seed": 3},
+    },
+    group1={"lr": 0.7, "weight_decay": 0.2, "eps": 1e-5},
+    compiled_samples=("adapted",),
+    storage=STORAGE,
+    storage_samples=("adapted", "growth_bc"),
+    group_state=prodigy_hparams.GROUP_STATE,
+)
+
+LION = Entry(
+    name="Lion",
+    fast=fast.Lion,
+    reference=reference.Lion,
+    hyperparameters=lion_hparams.ALL,
+    samples={
+        "default": {},
+        "betas_wd": {"lr": 1e-2, "betas": (0.8, 0.95), "weight_decay": 0.2, "cautious_wd": True},
+        "kappa_l2": {"lr": 1e-2, "kappa_p": 2.0, "weight_decay": 0.1},
+        "kappa_power": {"lr": 1e-2, "kappa_p": 1.5, "stochastic_rounding": False, "seed": 11},
+    },
+    group1={"lr": 3e-3, "betas": (0.5, 0.9), "weight_decay": 0.3},
+    compiled_samples=("betas_wd", "kappa_power"),
+    storage=FIRST_MOMENT_STORAGE,
+    storage_samples=("betas_wd", "kappa_power"),
+)
+
+PRODIGY_LION = Entry(
+    name="ProdigyLion",
+    fast=fast.ProdigyLion,
+    reference=reference.ProdigyLion,
+    hyperparameters=prodigy_lion_hparams.ALL,
+    samples={
+        "default": {},
+        "adapted": {"lr": 0.5, "betas": (0.8, 0.95), "weight_decay": 0.1, "d0": 1e-3, "d_coef": 2.0, "slice_p": 3,
+                    "beta3": 0.9, "d_limiter": False, "cautious_wd": True},
+        "growth_safeguard": {"growth_rate": 1.5, "safeguard_warmup": True, "d0": 1e-2, "slice_p": 1, "kappa_p": 1.5},
+        "frozen": {"prodigy_steps": 2, "d0": 1e-2, "kappa_p": 2.0, "stochastic_rounding": False, "seed": 5},
+    },
+    group1={"lr": 0.7, "weight_decay": 0.2},
+    compiled_samples=("adapted",),
+    storage=FIRST_MOMENT_STORAGE,
+    storage_samples=("adapted",),
+    group_state=prodigy_lion_hparams.GROUP_STATE,
+)
+
+SIGNSGD = Entry(
+    name="SignSGD",
+    fast=fast.SignSGD,
+    reference=reference.SignSGD,
+    hyperparameters=signsgd_hparams.ALL,
+    samples={
+        "default": {},
+        "momentum_wd": {"lr": 1e-2, "momentum": 0.8, "weight_decay": 0.2, "cautious_wd": True},
+        "no_momentum": {"lr": 1e-2, "momentum": 0.0, "weight_decay": 0.1},
+        "nesterov": {"lr": 1e-2, "nesterov": True, "nesterov_coef": 0.6},
+        "normed": {"lr": 1e-2, "normed_momentum": True, "momentum": 0.7},
+        "normed_nesterov": {"lr": 1e-2, "normed_momentum": True, "nesterov": True},
+        "simplified": {"lr": 1e-2, "Simplified_AdEMAMix": True, "alpha_grad": 3.0, "stochastic_rounding": False,
+                       "seed": 9},
+    },
+    group1={"lr": 3e-3, "momentum": 0.5, "weight_decay": 0.3},
+    compiled_samples=("momentum_wd", "normed_nesterov"),
+    storage=FIRST_MOMENT_STORAGE,
+    storage_samples=("momentum_wd", "no_momentum", "normed"),
+)
+
+SIMPLIFIED_ADEMAMIX = Entry(
+    name="SimplifiedAdEMAMix",
+    fast=fast.SimplifiedAdEMAMix,
+    reference=reference.SimplifiedAdEMAMix,
+    hyperparameters=simplified_hparams.ALL,
+    samples={
+        "default": {"lr": 1e-3},
+        "betas_eps_wd": {"lr": 1e-3, "betas": (0.9, 0.95), "eps": 1e-6, "weight_decay": 0.1, "alpha_grad": 10.0,
+                         "cautious_wd": True},
+        "warmup": {"lr": 1e-3, "beta1_warmup": 4, "min_beta1": 0.5, "eps": None},
+        "no_bias_correction": {"lr": 1e-3, "use_bias_correction": False, "stochastic_rounding": False, "seed": 4},
+    },
+    group1={"lr": 3e-3, "betas": (0.95, 0.9), "weight_decay": 0.3, "alpha_grad": 20.0},
+    compiled_samples=("betas_eps_wd",),
+    storage=STORAGE,
+    storage_samples=("betas_eps_wd", "warmup"),
+)
+
+ENTRIES = {e.name: e for e in (ADAMW, ADOPT, PRODIGY, LION, PRODIGY_LION, SIGNSGD, SIMPLIFIED_ADEMAMIX)}

@@ -1,5 +1,11 @@
 """Production PyTorch optimizers: fused, compiled steps; bf16 with stochastic rounding."""
 
 from fast.adamw import AdamW
+from fast.adopt import Adopt
+from fast.lion import Lion
+from fast.prodigy import Prodigy
+from fast.prodigy_lion import ProdigyLion
+from fast.signsgd import SignSGD
+from fast.simplified_ademamix import SimplifiedAdEMAMix
 
-__all__ = ["AdamW"]
+__all__ = ["AdamW", "Adopt", "Lion", "Prodigy", "ProdigyLion", "SignSGD", "SimplifiedAdEMAMix"]

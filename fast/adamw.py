@@ -8,45 +8,18 @@ from typing import Any
 
 import torch
 
+from fast.adam_math import (
+    ATAN2_SCALE,
+    AdamScalars,
+    adam_flags,
+    ademamix_scalars,
+    make_adam_math,
+    scale_invariant_eps,
+)
 from fast.optimizer import FastOptimizer
-from fast.write import compute_dtype
 from spec.hparams.adamw import CONSTRAINTS, GROUP, SLOTS
 from spec.hparams.common import RUNTIME
 from spec.storage_layout import Slot
-
-ATAN2_SCALE = 4 / math.pi
-
-
-def make_adamw_math(first_moment: bool, nesterov: bool, use_atan2: bool, normed_momentum: bool):
-    """AdamW's math on flat compute-dtype tensors, specialised on the static flags.
-
-    ``s`` holds [step_size, beta1, 1-beta1, beta2, 1-beta2, sqrt(bc2), eps, c, 1-c], where
-    step_size already includes 1/bc1 (and 4/pi for atan2). The complements are computed in
-    float64 on the host: 1-beta2 formed in fp32 from fp32(0.999) is off by 1.3e-5 relative.
-    """
-
-    def adamw_math(G, states, s):
-        m, v = states
-        step_size, beta1, one_m_beta1, beta2, one_m_beta2, sqrt_bc2, eps, c, one_m_c = s.unbind(0)
-        v_new = beta2 * v + one_m_beta2 * G * G
-        D = v_new.sqrt() / sqrt_bc2
-        if not use_atan2:
-            D = D + eps
-
-        def normalise(x):
-            return torch.atan2(x, D) if use_atan2 else x / D
-
-        x = normalise(G) if normed_momentum else G
-        m_new = None
-        if first_moment:
-            m_new = beta1 * m + one_m_beta1 * x
-            n = c * m_new + one_m_c * x if nesterov else m_new
-        else:
-            n = x
-        U = step_size * (n if normed_momentum else normalise(n))
-        return U, (m_new, v_new)
-
-    return adamw_math
 
 
 class AdamW(FastOptimizer):
@@ -73,7 +46,9 @@ class AdamW(FastOptimizer):
 
     Nesterov uses :math:`n_t = c\,m_t + (1-c)g`; atan2 uses
     :math:`U_t = \frac{4}{\pi}\frac{\eta}{1-\beta_1^t}\operatorname{atan2}(n_t, \sqrt{v_t/(1-\beta_2^t)})`;
-    normed momentum applies the EMA to :math:`\hat g = g/D_t`. The full, generated rule is
+    normed momentum applies the EMA to :math:`\hat g = g/D_t`; AdEMAMix adds a slow EMA
+    :math:`m^{(2)}_t = \beta_3 m^{(2)}_{t-1} + (1-\beta_3) g` to the numerator as
+    :math:`(m_t/(1-\beta_1^t) + \alpha m^{(2)}_t)/D_t` (the slow EMA is not bias-corrected). The full, generated rule is
     on the AdamW spec page.
 
     Args:
@@ -91,6 +66,13 @@ class AdamW(FastOptimizer):
             ``nesterov=True``. Default None.
         use_atan2: Adam-atan2 direction (bounded, eps-free). Default False.
         normed_momentum: EMA of the normalised gradient. Default False.
+        use_AdEMAMix: add :math:`\alpha` times a slow EMA (decay ``beta3_ema``) of the
+            gradient to the numerator (state ``exp_avg_slow``). Default False.
+        beta3_ema: :math:`\beta_3` in [0, 1), the slow EMA's decay. Default 0.9999.
+        alpha: :math:`\alpha` >= 0, the slow EMA's weight. Default 5.0.
+        t_alpha: ramp :math:`\alpha` linearly from 0 over this many steps, or None. Default None.
+        t_beta3: move the slow EMA's half-life from :math:`\beta_1`'s to :math:`\beta_3`'s
+            over this many steps, or None. Default None.
         stochastic_rounding: write bf16 parameters with stochastic rounding. Default True.
         seed: seed of this optimizer's generators (saved in ``state_dict()``). Default 0.
         state_precision: storage of ``exp_avg``/``exp_avg_sq``: 'auto' (the parameter dtype;
@@ -125,7 +107,8 @@ class AdamW(FastOptimizer):
         ['exp_avg_col', 'exp_avg_row', 'exp_avg_sign', 'exp_avg_sq_col', 'exp_avg_sq_row', 'step']
 
     References:
-        Kingma & Ba, Adam (arXiv 1412.6980); Loshchilov & Hutter, Decoupled Weight Decay
+        Kingma & Ba, Adam (arXiv 1412.6980); Pagliardini et al., AdEMAMix (arXiv 2409.03137);
+        Loshchilov & Hutter, Decoupled Weight Decay
         (arXiv 1711.05101); Everett et al., Adam-atan2 (arXiv 2407.05872); adv_optm 2.5.16
         ``AdamW_adv``; ``torch.optim.AdamW``; SMMF (arXiv 2412.08894).
 
@@ -139,7 +122,8 @@ class AdamW(FastOptimizer):
         quantise with the scale they store (adv clamps it at 1e-12 for encoding only); 'fp16'
         states work with bf16 parameters; ``factored_2nd`` with 'factored' and
         ``vector_reshape`` without a factored mode raise. ``compiled_optimizer`` defaults to
-        True. From ``torch.optim.AdamW``: no amsgrad,
+        True; AdEMAMix's slow EMA is not divided by the bias correction (adv_optm 2.2.3 divides
+        it). From ``torch.optim.AdamW``: no amsgrad,
         maximize, capturable or differentiable; complex parameters are rejected.
     """
 
@@ -161,6 +145,11 @@ class AdamW(FastOptimizer):
         nesterov_coef: float | None = GROUP["nesterov_coef"].default,
         use_atan2: bool = GROUP["use_atan2"].default,
         normed_momentum: bool = GROUP["normed_momentum"].default,
+        use_AdEMAMix: bool = GROUP["use_AdEMAMix"].default,
+        beta3_ema: float = GROUP["beta3_ema"].default,
+        alpha: float = GROUP["alpha"].default,
+        t_alpha: int | None = GROUP["t_alpha"].default,
+        t_beta3: int | None = GROUP["t_beta3"].default,
         state_precision: str = GROUP["state_precision"].default,
         factored_2nd: bool = GROUP["factored_2nd"].default,
         vector_reshape: bool = GROUP["vector_reshape"].default,
@@ -172,37 +161,29 @@ class AdamW(FastOptimizer):
             params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
             cautious_wd=cautious_wd, use_bias_correction=use_bias_correction,
             nesterov=nesterov, nesterov_coef=nesterov_coef, use_atan2=use_atan2,
-            normed_momentum=normed_momentum, state_precision=state_precision,
+            normed_momentum=normed_momentum, use_AdEMAMix=use_AdEMAMix, beta3_ema=beta3_ema, alpha=alpha,
+            t_alpha=t_alpha, t_beta3=t_beta3, state_precision=state_precision,
             factored_2nd=factored_2nd, vector_reshape=vector_reshape,
             stochastic_rounding=stochastic_rounding,
             seed=seed, compiled_optimizer=compiled_optimizer,
         )
-        self._scalars: dict[tuple, torch.Tensor] = {}
 
     def active_slots(self, group: dict[str, Any]) -> Sequence[Slot]:
-        return self.SLOTS if group["betas"][0] > 0 else self.SLOTS[1:]
+        return tuple(slot for slot, kept in zip(self.SLOTS, (group["betas"][0] > 0, True, group["use_AdEMAMix"]))
+                     if kept)
 
     def _update(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict) -> None:
-        flags = (group["betas"][0] > 0, group["nesterov"], group["use_atan2"], group["normed_momentum"])
         t = state.get("step", 0) + 1
-        self._run_step(p, grad, group, state, make_adamw_math, flags,
-                       self._step_scalars(group, t, p, compute_dtype(p.dtype)))
+        self._run_step(p, grad, group, state, make_adam_math, adam_flags(group), self._step_scalars(group, t, p))
 
-    def _step_scalars(self, group: dict[str, Any], t: int, p: torch.Tensor, cdt: torch.dtype) -> torch.Tensor:
+    def _step_scalars(self, group: dict[str, Any], t: int, p: torch.Tensor) -> torch.Tensor:
         beta1, beta2 = group["betas"]
         lr = group["lr"]
         bc1, bc2 = (1 - beta1**t, 1 - beta2**t) if group["use_bias_correction"] else (1.0, 1.0)
-        eps = 1 / math.sqrt(max(p.numel(), 1)) if group["eps"] is None else group["eps"]
         c = beta1 if group["nesterov_coef"] is None else group["nesterov_coef"]
         scale = ATAN2_SCALE if group["use_atan2"] else 1.0
-        values = (
-            lr * group["weight_decay"], scale * lr / bc1, beta1, 1 - beta1, beta2, 1 - beta2,
-            math.sqrt(bc2), eps, c, 1 - c,
+        values = AdamScalars(
+            scale * lr / bc1, beta1, 1 - beta1, beta2, 1 - beta2, math.sqrt(bc2),
+            scale_invariant_eps(group["eps"], p.numel()), c, 1 - c, **ademamix_scalars(group, t, bc1),
         )
-        key = (values, p.device, cdt)
-        s = self._scalars.get(key)
-        if s is None:
-            if len(self._scalars) > 256:
-                self._scalars.clear()
-            s = self._scalars[key] = torch.tensor(values, dtype=cdt, device=p.device)
-        return s
+        return self.scalars(p, lr * group["weight_decay"], values)

@@ -13,7 +13,7 @@ from fast import compile as kernels
 from fast import storage
 from fast.rounding import draw_bits
 from fast.step import MathFactory, make_column_kernel, make_step_kernel
-from fast.write import WriteMode, write_mode
+from fast.write import WriteMode, compute_dtype, write_mode
 from spec.hparams.core import Constraint, Hyperparameter, shared_message
 from spec.storage_layout import Format, Slot, resolve
 
@@ -53,6 +53,7 @@ class FastOptimizer(torch.optim.Optimizer):
             setattr(self, name, self.RUNTIME[name].validate(values.pop(name)))
         defaults = {name: self.HYPERPARAMETERS[name].validate(v) for name, v in values.items()}
         self._generators: dict[str, torch.Generator] = {}
+        self._scalars: dict[tuple, torch.Tensor] = {}
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -152,6 +153,18 @@ class FastOptimizer(torch.optim.Optimizer):
         raise NotImplementedError
 
     # -- the shared step -------------------------------------------------------------------
+    def scalars(self, p: torch.Tensor, lr_wd: float, values: Sequence[float]) -> torch.Tensor:
+        """The kernel's scalar tensor [lr*wd, *values] in ``p``'s compute dtype, cached: a
+        tensor argument (not Python floats) lets schedules change numbers without recompiling."""
+        cdt = compute_dtype(p.dtype)
+        key = (lr_wd, tuple(values), p.device, cdt)
+        s = self._scalars.get(key)
+        if s is None:
+            if len(self._scalars) > 256:
+                self._scalars.clear()
+            s = self._scalars[key] = torch.tensor((lr_wd, *values), dtype=cdt, device=p.device)
+        return s
+
     def active_slots(self, group: dict[str, Any]) -> Sequence[Slot]:
         """The states kept under ``group``'s hyperparameters (all of ``SLOTS`` by default)."""
         return self.SLOTS
@@ -167,14 +180,15 @@ class FastOptimizer(torch.optim.Optimizer):
 
     def _run_step(
         self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict,
-        make_math: MathFactory, math_flags: tuple, scalars: torch.Tensor,
+        make_math: MathFactory, math_flags: tuple, scalars: torch.Tensor, decay: bool = True,
     ) -> None:
         """Initialise the states if needed, advance ``step`` and run the fused kernel.
 
         ``scalars[0]`` must be lr * weight_decay; the rest go to the optimizer's math.
+        ``decay=False`` skips weight decay this step (Adopt's initialising first step).
         """
         formats = self.formats(p, group)
-        if not state:
+        if "step" not in state:
             state["step"] = 0
             for slot, fmt in zip(self.SLOTS, formats):
                 if fmt is not None:
@@ -187,7 +201,8 @@ class FastOptimizer(torch.optim.Optimizer):
         shape = storage.working_shape(p.numel(), any(factored))
         fn = kernels.kernel(
             make_step_kernel,
-            (make_math, math_flags, formats, group["weight_decay"] > 0, group["cautious_wd"], mode, p.dtype),
+            (make_math, tuple(math_flags), formats, decay and group["weight_decay"] > 0, group["cautious_wd"], mode,
+             p.dtype),
             self.compiled_optimizer,
             static_shape=shape if any(factored) else None,
         )
@@ -204,7 +219,7 @@ class FastOptimizer(torch.optim.Optimizer):
         g = grad.reshape(shape)
         sums = (None,) * len(formats)
         if any(factored):  # before the step kernel: it reads the old states and parameter
-            reduce = kernels.kernel(make_column_kernel, (make_math, math_flags, formats, p.dtype),
+            reduce = kernels.kernel(make_column_kernel, (make_math, tuple(math_flags), formats, p.dtype),
                                     self.compiled_optimizer, static_shape=shape)
             sums = reduce(flat, g, stored, scalars)
         fn(flat, g, stored, scalars, bits)

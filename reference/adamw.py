@@ -1,4 +1,4 @@
-"""AdamW in float64 NumPy, written to read like spec/adamw.md."""
+"""AdamW in float64 NumPy, written to read like spec/adamw.md (AdEMAMix: spec/ademamix.md)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from reference.ademamix import ademamix_alpha, ademamix_beta3
 from reference.optimizer import ReferenceOptimizer
 from reference.storage import StateStore
 from reference.weight_decay import apply_update
@@ -24,11 +25,13 @@ def resolved_eps(eps: float | None, numel: int) -> float:
 
 
 def adamw_quantities(
-    p: np.ndarray, g: np.ndarray, m: np.ndarray | None, v: np.ndarray, t: int, h: Mapping[str, Any]
+    p: np.ndarray, g: np.ndarray, m: np.ndarray | None, v: np.ndarray, t: int, h: Mapping[str, Any],
+    m_slow: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Every intermediate of one AdamW step (the keys of ``spec.adamw.rule``).
 
-    ``m is None`` when betas[0] = 0 (no first moment). ``t`` is the 1-based step.
+    ``m is None`` when betas[0] = 0 (no first moment). ``t`` is the 1-based step. ``m_slow`` is
+    AdEMAMix's slow EMA before the step (used only with ``use_AdEMAMix``).
     """
     beta1, beta2 = h["betas"]
     lr = h["lr"]
@@ -64,6 +67,14 @@ def adamw_quantities(
         n = c * m_new + (1.0 - c) * x if h["nesterov"] else m_new
     else:
         n = x
+    # .get: hand-built hyperparameter dicts written before AdEMAMix existed lack the key.
+    if h.get("use_AdEMAMix", False):
+        # The slow EMA averages what the fast one averages (g, or g_hat with normed momentum)
+        # and is not bias-corrected: multiplying it by bc1 here cancels the 1/bc1 of the step.
+        alpha_t, beta3_t = ademamix_alpha(t, h), ademamix_beta3(t, beta1, h)
+        m_slow_new = beta3_t * m_slow + (1.0 - beta3_t) * x
+        out["alpha_t"], out["beta3_t"], out["m_slow"] = alpha_t, beta3_t, m_slow_new
+        n = n + alpha_t * bc1 * m_slow_new
     out["n"] = n
     direction = n if h["normed_momentum"] else normalise(n)
     U = scale * (lr / bc1) * direction
@@ -75,8 +86,8 @@ def adamw_quantities(
 class AdamW(ReferenceOptimizer):
     """Float64 AdamW (decoupled weight decay), literal to spec/adamw.md.
 
-    State per parameter: ``step`` (int), ``exp_avg`` (absent when betas[0] = 0) and
-    ``exp_avg_sq``, each stored in the format ``state_precision`` selects
+    State per parameter: ``step`` (int), ``exp_avg`` (absent when betas[0] = 0),
+    ``exp_avg_sq`` and, with ``use_AdEMAMix``, ``exp_avg_slow``, each stored in the format ``state_precision`` selects
     (spec/state_storage.md: dense keys as named, int8 adds ``<name>_scale``, factored
     stores ``<name>_row``, ``<name>_col`` and, for exp_avg, ``<name>_sign``).
 
@@ -93,13 +104,17 @@ class AdamW(ReferenceOptimizer):
     SLOTS = SLOTS
 
     def active_slots(self, hyper: Mapping[str, Any]) -> Sequence[Slot]:
-        return self.SLOTS if hyper["betas"][0] > 0 else self.SLOTS[1:]
+        keep = {"exp_avg": hyper["betas"][0] > 0, "exp_avg_sq": True, "exp_avg_slow": hyper["use_AdEMAMix"]}
+        return [slot for slot in self.SLOTS if keep[slot.name]]
 
     def update(self, p: np.ndarray, g: np.ndarray, store: StateStore, hyper: Mapping[str, Any]) -> np.ndarray:
         store.state["step"] += 1
         m = store.load("exp_avg") if "exp_avg" in store.formats else None
-        q = adamw_quantities(p, g, m, store.load("exp_avg_sq"), store.state["step"], hyper)
+        m_slow = store.load("exp_avg_slow") if "exp_avg_slow" in store.formats else None
+        q = adamw_quantities(p, g, m, store.load("exp_avg_sq"), store.state["step"], hyper, m_slow)
         if m is not None:
             store.save("exp_avg", q["m"])
         store.save("exp_avg_sq", q["v"])
+        if m_slow is not None:
+            store.save("exp_avg_slow", q["m_slow"])
         return q["p"]

@@ -1,4 +1,9 @@
-"""AdEMAMix and Simplified AdEMAMix (spec/ademamix.md), shared by AdamW, Adopt and Prodigy."""
+"""AdEMAMix and Simplified AdEMAMix (spec/ademamix.md), shared by AdamW, Adopt and Prodigy.
+
+The AdEMAMix schedules and Simplified AdEMAMix's step size are defined once in spec.schedules
+(plain Python) so that reference and fast compute identical float64 numbers; Simplified
+AdEMAMix's beta1 warm-up is written here.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +11,25 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from spec.schedules import ademamix_alpha, ademamix_beta3, half_life_index, simplified_lr
 
-def half_life_index(beta: float) -> float:
-    """f(beta) = ln(0.5)/ln(beta) - 1 (f(0) = -1: an EMA with beta = 0 has no memory)."""
-    return -1.0 if beta == 0.0 else math.log(0.5) / math.log(beta) - 1.0
+__all__ = ["ademamix_alpha", "ademamix_beta3", "half_life_index", "simplified_beta1", "simplified_lr"]
 
-
-def ademamix_alpha(t: int, h: Mapping[str, Any]) -> float:
-    """alpha(t) = alpha * min(1, t / t_alpha); alpha when t_alpha is None."""
-    if h["t_alpha"] is None:
-        return h["alpha"]
-    return h["alpha"] * min(1.0, t / h["t_alpha"])
+BETA1_WARMUP_OFFSET = 1e-8  # adv_optm's warm-up takes ln(beta + 1e-8), not ln(beta)
 
 
-def ademamix_beta3(t: int, beta_start: float, h: Mapping[str, Any]) -> float:
-    """beta3(t): the half-life index moves linearly from f(beta_start) to f(beta3_ema) over
-    t_beta3 steps, beta3(t) = 0.5^(1/(f_t + 1)); beta3_ema from then on (or when t_beta3 is None)."""
-    beta_end, T = h["beta3_ema"], h["t_beta3"]
-    if T is None or t >= T:
+def simplified_beta1(t: int, h: Mapping[str, Any]) -> float:
+    """Simplified AdEMAMix's beta1 at 1-based step t: betas[0], or during a ``beta1_warmup`` of
+    W steps (t < W) the beta whose index f = ln(0.5)/ln(beta + 1e-8) - 1 lies a fraction t/W of
+    the way from min_beta1's to betas[0]'s, beta = 0.5^(1/(f_t + 1)) (adv_optm 2.2.3's
+    linear_hl_warmup_scheduler, offset included so that the numbers are adv's)."""
+    beta_end, W = h["betas"][0], h["beta1_warmup"]
+    if W is None or t >= W:
         return beta_end
-    a = t / T
-    f_t = (1.0 - a) * half_life_index(beta_start) + a * half_life_index(beta_end)
-    return 0.0 if f_t + 1.0 <= 0.0 else 0.5 ** (1.0 / (f_t + 1.0))
 
+    def index(beta: float) -> float:
+        return math.log(0.5) / math.log(beta + BETA1_WARMUP_OFFSET) - 1.0
 
-def simplified_lr(lr: float, beta1: float, t: int, alpha_grad: float) -> float:
-    """Simplified AdEMAMix's step size lr / (S_t + alpha_grad), S_t = (1 - beta1^t)/(1 - beta1)
-    the total weight of an accumulator m = beta1*m + g after t steps."""
-    return lr / ((1.0 - beta1**t) / (1.0 - beta1) + alpha_grad)
+    a = t / W
+    f_t = (1.0 - a) * index(h["min_beta1"]) + a * index(beta_end)
+    return 0.5 ** (1.0 / (f_t + 1.0))

@@ -2,6 +2,7 @@
 
 Every expression is elementwise in one coordinate of one tensor; ``N`` (numel) only enters
 through the scale-invariant eps. ``rule(**flags)`` returns the quantities of one step.
+The AdEMAMix variant's schedules come from spec/ademamix.py.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import sympy as sp
 
 from spec import symbols as s
+from spec.ademamix import alpha_schedule, beta3_schedule
 from spec.hparams.adamw import ALL as HYPERPARAMETERS
 from spec.hparams.adamw import CONSTRAINTS
 from spec.write import new_param
@@ -20,11 +22,12 @@ SCALE_INVARIANT_EPS = 1 / sp.sqrt(s.N)  # the eps used when eps=None
 STAGE_SYMBOLS = {
     "bc1": r"\mathrm{bc}_1", "bc2": r"\mathrm{bc}_2", "v": "v_t", "D": "D_t", "g_hat": r"\hat{g}_t",
     "m": "m_t", "n": "n_t", "U": "U_t", "p": "p_t",
+    "alpha_t": r"\alpha_t", "beta3_t": r"\beta_{3,t}", "m_slow": r"m^{\mathrm{slow}}_t",
 }
 
 # Flags that change the shape of the rule (the rest are numbers).
 VARIANTS = ("first_moment", "nesterov", "use_atan2", "normed_momentum", "cautious_wd",
-            "use_bias_correction")
+            "use_bias_correction", "use_AdEMAMix")
 
 
 def ema(prev: sp.Expr, new: sp.Expr, beta: sp.Expr) -> sp.Expr:
@@ -39,14 +42,18 @@ def rule(
     normed_momentum: bool = False,
     cautious_wd: bool = False,
     use_bias_correction: bool = True,
+    use_AdEMAMix: bool = False,
     staged: bool = False,
 ) -> dict[str, sp.Expr]:
     """The quantities of one AdamW step for one element.
 
     ``first_moment=False`` is the betas[0] = 0 case (no m state; n = g or g_hat).
-    Keys: bc1, bc2, v, D, m (if any), g_hat (normed momentum), n, U, p. With atan2, D is
-    sqrt(v/bc2) without eps. ``staged=True`` writes each quantity in terms of the symbols of
-    the earlier ones (for the docs); the default substitutes everything (for evaluation).
+    Keys: bc1, bc2, v, D, m (if any), g_hat (normed momentum), alpha_t, beta3_t, m_slow
+    (AdEMAMix), n, U, p. With atan2, D is sqrt(v/bc2) without eps. AdEMAMix adds
+    alpha_t*bc1*m_slow to the numerator, so that after the division by bc1 the slow EMA enters
+    uncorrected: U = eta*(m/bc1 + alpha_t*m_slow)/D. ``staged=True`` writes each quantity in
+    terms of the symbols of the earlier ones (for the docs); the default substitutes everything
+    (for evaluation).
     """
     out: dict[str, sp.Expr] = {}
 
@@ -64,19 +71,17 @@ def rule(
     def normalise(x: sp.Expr) -> sp.Expr:
         return sp.atan2(x, D) if use_atan2 else x / D
 
-    if normed_momentum:
-        g_hat = stage("g_hat", normalise(s.g))
-        if first_moment:
-            m_new = stage("m", ema(s.m, g_hat, s.beta1))
-            n = s.c * m_new + (1 - s.c) * g_hat if nesterov else m_new
-        else:
-            n = g_hat
+    x = stage("g_hat", normalise(s.g)) if normed_momentum else s.g
+    if first_moment:
+        m_new = stage("m", ema(s.m, x, s.beta1))
+        n = s.c * m_new + (1 - s.c) * x if nesterov else m_new
     else:
-        if first_moment:
-            m_new = stage("m", ema(s.m, s.g, s.beta1))
-            n = s.c * m_new + (1 - s.c) * s.g if nesterov else m_new
-        else:
-            n = s.g
+        n = x
+    if use_AdEMAMix:
+        alpha_t = stage("alpha_t", alpha_schedule())
+        beta3_t = stage("beta3_t", beta3_schedule(s.beta1))
+        m_slow = stage("m_slow", ema(s.m_slow, x, beta3_t))
+        n = n + alpha_t * bc1 * m_slow
     n = stage("n", n)
     direction = n if normed_momentum else normalise(n)
     U = stage("U", scale * (s.lr / bc1) * direction)

@@ -17,3 +17,20 @@ eps = sp.Symbol(r"\epsilon", nonnegative=True)
 c = sp.Symbol("c", nonnegative=True)  # Nesterov coefficient (already resolved: c or beta1)
 
 ATAN2_SCALE = 4 / sp.pi  # Adam-atan2's a = 4/pi with b = 1
+
+# Adopt, Lion, SignSGD, Simplified AdEMAMix and the AdEMAMix feature (spec/adopt.md, spec/lion.md,
+# spec/signsgd.md, spec/simplified_ademamix.md, spec/ademamix.md).
+m_slow = sp.Symbol(r"m^{\mathrm{slow}}_{t-1}", real=True)  # AdEMAMix's slow EMA before the step
+num = sp.Symbol(r"\mathrm{num}_{t-1}", nonnegative=True)  # Simplified AdEMAMix's accumulated weight
+den = sp.Symbol(r"\mathrm{den}_{t-1}", nonnegative=True)  # ... and its second-moment weight
+alpha = sp.Symbol(r"\alpha", nonnegative=True)  # AdEMAMix's final alpha
+beta3 = sp.Symbol(r"\beta_3", nonnegative=True)  # AdEMAMix's final beta3 (beta3_ema)
+T_alpha = sp.Symbol(r"T_\alpha", positive=True)  # alpha warm-up length (None evaluates as 1)
+T_beta3 = sp.Symbol(r"T_{\beta_3}", positive=True)  # beta3 warm-up length (None evaluates as 1)
+alpha_g = sp.Symbol(r"\alpha_g", nonnegative=True)  # Simplified AdEMAMix's weight of the gradient
+T_beta1 = sp.Symbol(r"T_{\beta_1}", positive=True)  # Simplified AdEMAMix's beta1 warm-up length
+beta1_min = sp.Symbol(r"\beta_{1,\min}", nonnegative=True)  # ... and its starting beta1
+q = sp.Symbol("q", nonnegative=True)  # Adopt's clip exponent (clip_lambda)
+kappa = sp.Symbol(r"\kappa", positive=True)  # Lion-K exponent (kappa_p)
+mu = sp.Symbol(r"\mu", nonnegative=True)  # SignSGD's momentum
+s_norm = sp.Symbol(r"\lVert s_t \rVert_2", nonnegative=True)  # L2 norm of Lion-K's s over the tensor

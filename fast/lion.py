@@ -1,0 +1,137 @@
+"""Lion and Lion-K as one fused kernel per parameter (spec/lion.md)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from fast.optimizer import FastOptimizer
+from spec.hparams.common import RUNTIME
+from spec.hparams.lion import CONSTRAINTS, GROUP, SLOTS
+
+NORM_FLOOR = 1e-12
+
+
+def kappa_mode(kappa: float) -> str:
+    """The static shape of the Lion-K direction: the sign, the L2 direction or the power."""
+    return "sign" if kappa == 1.0 else "l2" if kappa == 2.0 else "power"
+
+
+def make_lion_math(mode: str):
+    """``math(G, (m,), s) -> (U, (m,))``; ``s`` = [step_size, beta1, 1-beta1, beta2, 1-beta2,
+    g_scale, kappa, sqrt(numel)]. ``g_scale`` is ProdigyLion's d (1 for Lion)."""
+
+    def lion_math(G, states, s):
+        (m,) = states
+        step_size, beta1, one_m_beta1, beta2, one_m_beta2, g_scale, kappa, sqrt_n = s.unbind(0)
+        G = g_scale * G
+        c = beta1 * m + one_m_beta1 * G
+        if mode == "sign":
+            direction = torch.sign(c)
+        else:
+            x = c if mode == "l2" else torch.sign(c) * c.abs().pow(kappa - 1)
+            # A whole-tensor norm: the only reduction in the step, needed only for kappa != 1.
+            direction = x / torch.linalg.vector_norm(x).clamp_min(NORM_FLOOR) * sqrt_n
+        return step_size * direction, (beta2 * m + one_m_beta2 * G,)
+
+    return lion_math
+
+
+def lion_values(step_size: float, betas: tuple[float, float], g_scale: float, kappa: float, numel: int):
+    beta1, beta2 = betas
+    return (step_size, beta1, 1 - beta1, beta2, 1 - beta2, g_scale, kappa, math.sqrt(max(numel, 1)))
+
+
+class Lion(FastOptimizer):
+    r"""Lion (EvoLved Sign Momentum) and its Lion-K generalisation, one fused kernel per parameter.
+
+    The update is the sign of an interpolation between the momentum and the gradient, so every
+    coordinate moves by exactly the learning rate; the momentum is a slower EMA of the gradient.
+    ``kappa_p`` between 1 and 2 moves continuously from the sign to the L2-normalised direction.
+
+    Symbols: :math:`\eta` = ``lr``, :math:`(\beta_1, \beta_2)` = ``betas``, :math:`\lambda` =
+    ``weight_decay``, :math:`\kappa` = ``kappa_p``, :math:`N` = numel of the parameter.
+
+    Update rule (elementwise, kappa = 1):
+
+    .. math::
+        c_t = \beta_1 m_{t-1} + (1-\beta_1) g,\quad U_t = \eta\,\mathrm{sign}(c_t),\quad
+        m_t = \beta_2 m_{t-1} + (1-\beta_2) g
+
+        p_t = p_{t-1} - \eta\lambda p_{t-1} - U_t
+
+    Lion-K: :math:`s = \mathrm{sign}(c)|c|^{\kappa-1}` (:math:`s = c` for :math:`\kappa = 2`),
+    :math:`U = \eta\,\sqrt{N}\,s/\max(\lVert s\rVert_2, 10^{-12})`.
+
+    Args:
+        params: parameters or param-group dicts.
+        lr: learning rate :math:`\eta`, >= 0. Default 1e-4.
+        betas: :math:`(\beta_1, \beta_2)`, each in [0, 1). Default (0.9, 0.99).
+        weight_decay: decoupled decay :math:`\lambda`, >= 0. Default 0.
+        cautious_wd: decay only where the update and the weight agree in sign. Default False.
+        kappa_p: :math:`\kappa` in [1, 2]. Default 1.0 (Lion).
+        state_precision: storage of ``exp_avg`` ('auto', 'fp32', 'bf16_sr', 'fp16', 'int8_sr',
+            'factored'); see the state storage spec page. Default 'auto'.
+        factored_2nd: not available (Lion has no second moment): True raises. Default False.
+        vector_reshape: factor 0-d and 1-D tensors too; needs 'factored'. Default False.
+        stochastic_rounding: write bf16 parameters with stochastic rounding. Default True.
+        seed: seed of this optimizer's generators (saved in ``state_dict()``). Default 0.
+        compiled_optimizer: run the step as a ``torch.compile``'d fused kernel. Default True.
+
+    State per parameter: ``step`` and ``exp_avg`` (in its ``state_precision`` format).
+
+    Examples:
+        >>> import torch, fast
+        >>> model = torch.nn.Linear(4, 2)
+        >>> opt = fast.Lion(model.parameters(), lr=1e-3, weight_decay=0.1, compiled_optimizer=False)
+        >>> model(torch.randn(8, 4)).square().mean().backward()
+        >>> opt.step()
+        >>> sorted(opt.state[model.weight])
+        ['exp_avg', 'step']
+
+    References:
+        Chen et al., Symbolic Discovery of Optimization Algorithms (arXiv 2302.06675);
+        Chen et al., Lion Secretly Solves Constrained Optimization (Lion-K, arXiv 2310.05898);
+        lion-pytorch 0.2.5; adv_optm 2.5.16 ``Lion_adv``.
+
+    Deviations:
+        From adv_optm 2.5.16: ``compiled_optimizer`` is honoured (adv's Lion ignores it); the
+        stochastic-rounding generator is the optimizer's own, seeded and checkpointed; every
+        state_precision is available (adv's Lion only has its factored mode); ``auto_kappa_p``
+        is not provided. From lion-pytorch: none for ``kappa_p = 1`` (checked in float64).
+    """
+
+    HYPERPARAMETERS = GROUP
+    RUNTIME = RUNTIME
+    CONSTRAINTS = CONSTRAINTS
+    SLOTS = SLOTS
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = GROUP["lr"].default,
+        betas: tuple[float, float] = GROUP["betas"].default,
+        weight_decay: float = GROUP["weight_decay"].default,
+        cautious_wd: bool = GROUP["cautious_wd"].default,
+        kappa_p: float = GROUP["kappa_p"].default,
+        state_precision: str = GROUP["state_precision"].default,
+        factored_2nd: bool = GROUP["factored_2nd"].default,
+        vector_reshape: bool = GROUP["vector_reshape"].default,
+        stochastic_rounding: bool = RUNTIME["stochastic_rounding"].default,
+        seed: int = RUNTIME["seed"].default,
+        compiled_optimizer: bool = RUNTIME["compiled_optimizer"].default,
+    ) -> None:
+        super().__init__(
+            params, lr=lr, betas=betas, weight_decay=weight_decay, cautious_wd=cautious_wd, kappa_p=kappa_p,
+            state_precision=state_precision, factored_2nd=factored_2nd, vector_reshape=vector_reshape,
+            stochastic_rounding=stochastic_rounding, seed=seed, compiled_optimizer=compiled_optimizer,
+        )
+
+    def _update(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict) -> None:
+        lr = group["lr"]
+        values = lion_values(lr, group["betas"], 1.0, group["kappa_p"], p.numel())
+        self._run_step(p, grad, group, state, make_lion_math, (kappa_mode(group["kappa_p"]),),
+                       self.scalars(p, lr * group["weight_decay"], values))

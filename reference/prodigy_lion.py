@@ -1,0 +1,63 @@
+"""ProdigyLion in float64 NumPy, written to read like spec/prodigy_lion.md: Lion on the
+gradient d*g with step size d*lr, d adapted as in Prodigy (reference/prodigy.py).
+
+Follows adv_optm 2.2.3 ``Lion_Prodigy_adv``, except that the momentum always decays with
+beta2 (adv's factored path decays it with beta1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from reference.lion_k import lion_k_direction
+from reference.prodigy import DAdaptation
+from reference.storage import StateStore
+from reference.weight_decay import apply_update
+from spec.hparams.prodigy_lion import ALL, CONSTRAINTS, SLOTS
+
+
+def prodigy_lion_quantities(
+    p: np.ndarray, g: np.ndarray, m: np.ndarray, dlr: float, h: Mapping[str, Any]
+) -> dict[str, np.ndarray]:
+    """Every intermediate of one parameter's update (keys c, U, m, p of
+    ``spec.prodigy_lion.rule``): the direction interpolates with beta1, the momentum decays
+    with beta2, both on d*g so that m is d times Lion's momentum."""
+    beta1, beta2 = h["betas"]
+    dg = h["d"] * g
+    c = beta1 * m + (1.0 - beta1) * dg
+    U = dlr * lion_k_direction(c, h["kappa_p"])
+    m_new = beta2 * m + (1.0 - beta2) * dg
+    return {"c": c, "U": U, "m": m_new, "p": apply_update(p, U, {**h, "lr": dlr})}
+
+
+class ProdigyLion(DAdaptation):
+    """Float64 ProdigyLion, literal to spec/prodigy_lion.md: Lion (or Lion-K) whose step size
+    d*lr adapts like Prodigy's. No bias correction.
+
+    State per parameter: ``step`` (int) and ``exp_avg`` in the format ``state_precision``
+    selects, plus ``s`` and ``p0`` (float64 arrays of every slice_p-th element, removed once
+    d is frozen); every param group holds ``d``, ``d_max``, ``d_numerator`` and ``k``.
+
+    Examples:
+        >>> import numpy as np
+        >>> opt = ProdigyLion([np.zeros(2)], lr=0.5, slice_p=1)
+        >>> opt.step([np.array([2.0, -3.0])])
+        >>> opt.params[0].tolist()  # d0*lr*sign(g)
+        [-5e-07, 5e-07]
+    """
+
+    HYPERPARAMETERS = ALL
+    CONSTRAINTS = CONSTRAINTS
+    SLOTS = SLOTS
+    USES_BIAS_CORRECTION = False
+
+    def update(self, p: np.ndarray, g: np.ndarray, store: StateStore, hyper: Mapping[str, Any]) -> np.ndarray:
+        store.state["step"] += 1
+        dlr = self.scalars(hyper)["dlr"]
+        self.statistics(p, g, store.state, hyper, dlr)
+        q = prodigy_lion_quantities(p, g, store.load("exp_avg"), dlr, hyper)
+        store.save("exp_avg", q["m"])
+        return q["p"]
