@@ -20,8 +20,9 @@ def violations(actual: np.ndarray, expected: np.ndarray, t: Tolerance) -> np.nda
     """Boolean mask of elements outside ``t`` (NaN must meet NaN)."""
     nan_a, nan_e = np.isnan(actual), np.isnan(expected)
     with np.errstate(invalid="ignore"):
-        far = ~(np.abs(actual - expected) <= t.atol + t.rtol * np.abs(expected))
-    return (nan_a != nan_e) | (far & ~(nan_a & nan_e))
+        scale = float(np.max(np.abs(expected[np.isfinite(expected)]), initial=0.0)) if t.atol_of_max else 0.0
+        far = ~(np.abs(actual - expected) <= t.atol + t.atol_of_max * scale + t.rtol * np.abs(expected))
+    return (nan_a != nan_e) | (far & ~(nan_a & nan_e) & (actual != expected))  # equal infinities agree
 
 
 def assert_close(actual, expected, tol_id: str, what: str, one_ulp_id: str | None = None) -> None:
@@ -39,7 +40,7 @@ def assert_close(actual, expected, tol_id: str, what: str, one_ulp_id: str | Non
     n_bad = int(bad.sum())
     if n_bad > allowed:
         diff = np.abs(a - e)
-        worst = np.unravel_index(np.nanargmax(np.where(bad, diff, -1.0)), a.shape) if a.ndim else ()
+        worst = np.unravel_index(np.argmax(np.where(bad, np.nan_to_num(diff, nan=np.inf), -1.0)), a.shape) if a.ndim else ()
         raise AssertionError(
             f"{what}: {n_bad}/{a.size} elements outside {tol_id} (rtol={t.rtol}, atol={t.atol}, "
             f"allowed {allowed}); worst at {worst}: {a[worst]!r} vs expected {e[worst]!r}"

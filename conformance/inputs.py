@@ -60,8 +60,13 @@ def make_params(values: list[np.ndarray], dtype: str, device: str = "cpu") -> li
     return out
 
 
-def grads_for_step(step: int, seed: int) -> list[np.ndarray | None]:
-    """Gradients of mixed sign and scale (some coordinates exactly 0) for one step."""
+def grads_for_step(step: int, seed: int, consistent: float = 0.0) -> list[np.ndarray | None]:
+    """Gradients of mixed sign and scale (some coordinates exactly 0) for one step.
+
+    ``consistent`` adds that multiple of a fixed per-tensor direction (the same every step), so
+    that parameters drift one way: Prodigy's d only grows when the gradients correlate with the
+    distance travelled, and random gradients never move it off d0.
+    """
     rng = np.random.default_rng([seed, step])
     grads: list[np.ndarray | None] = []
     for i, slot in enumerate(SLOTS):
@@ -70,6 +75,8 @@ def grads_for_step(step: int, seed: int) -> list[np.ndarray | None]:
             continue
         g = rng.normal(0.0, 1.0, size=slot.shape) * rng.choice([1e-3, 0.1, 1.0, 10.0])
         g = np.where(rng.random(slot.shape) < 0.05, 0.0, g)
+        if consistent:
+            g = g + consistent * np.random.default_rng([seed, 10**6, i]).normal(0.0, 1.0, size=slot.shape) * (g != 0)
         if i in ZERO_ROWS:
             g[: ZERO_ROWS[i]] = 0.0
         grads.append(np.asarray(g))

@@ -58,7 +58,7 @@ MUTANTS = (
       (("self.generator(p.device)", "torch.Generator(p.device).manual_seed(self.seed)"),)),
     M("nesterov_coef_ignored", adamw.AdamW._step_scalars,
       (('c = beta1 if group["nesterov_coef"] is None else group["nesterov_coef"]', "c = beta1"),)),
-    M("cautious_mask_inverted", write.decayed, (("U * P >= 0", "U * P <= 0"),)),
+    M("cautious_mask_inverted", write.decay_amount, (("U * P >= 0", "U * P <= 0"),)),
     M("atan2_arguments_swapped", adam_math.make_adam_math, (("torch.atan2(x, D)", "torch.atan2(D, x)"),)),
     M("normed_momentum_on_raw_grad", adam_math.make_adam_math,
       (("x = normalise(G) if normed_momentum else G", "x = G"),)),

@@ -39,6 +39,14 @@ class Entry:
     storage_dtypes: tuple[str, ...] = ("float32", "bfloat16")
     # Param-group scalars the optimizer keeps (Prodigy's d, ...), compared like states.
     group_state: tuple[str, ...] = ()
+    # Weight of a fixed gradient direction added every step (inputs.grads_for_step).
+    consistent_grads: float = 0.0
+    # Samples also run 25 steps without re-sync (stable over that many steps); default: the
+    # defaults and the first sample off them.
+    drift_samples: tuple[str, ...] = ()
+
+    def drift(self) -> tuple[str, ...]:
+        return self.drift_samples or ("default", list(self.samples)[1])
 
     def tol_id(self, what: str) -> str:
         """This optimizer's own tolerance for ``what`` if the table has one, else AdamW's: its
@@ -97,6 +105,7 @@ ADAMW = Entry(
     },
     group1={"lr": 1.1e-2, "betas": (0.6, 0.9), "weight_decay": 0.3, "eps": 1e-5},
     compiled_samples=("default", "everything", "atan2", "beta1_zero", "ademamix_schedules"),
+    drift_samples=("default", "everything", "no_bias_correction", "ademamix_schedules"),
     storage=STORAGE,
     storage_samples=("betas_eps_wd", "everything", "beta1_zero", "atan2", "nesterov_coef", "ademamix"),
 )
@@ -112,7 +121,7 @@ ADOPT = Entry(
     samples={
         "default": {},
         "betas_eps_wd": {"lr": 2e-2, "betas": (0.8, 0.95), "eps": 1e-3, "weight_decay": 0.1, "cautious_wd": True},
-        "no_clip": {"lr": 2e-2, "clip_lambda": None, "eps": None},
+        "no_clip": {"lr": 2e-3, "clip_lambda": None, "eps": None},
         "clip_half": {"lr": 2e-2, "clip_lambda": 0.5, "betas": (0.0, 0.99)},
         "atan2": {"lr": 2e-2, "use_atan2": True, "weight_decay": 0.05},
         "nesterov": {"lr": 2e-2, "nesterov": True, "nesterov_coef": 0.6},
@@ -133,25 +142,28 @@ PRODIGY = Entry(
     hyperparameters=prodigy_hparams.ALL,
     samples={
         "default": {},
-        "adapted": {"lr": 0.5, "betas": (0.8, 0.95), "eps": 1e-6, "weight_decay": 0.1, "d0": 1e-3, "d_coef": 2.0,
+        "adapted": {"lr": 0.5, "betas": (0.8, 0.95), "eps": 1e-6, "weight_decay": 0.1, "d0": 1e-3, "d_coef": 30.0,
                     "slice_p": 3, "beta3": 0.9},
-        "growth_bc": {"growth_rate": 1.5, "use_bias_correction": True, "d0": 1e-2, "slice_p": 1, "cautious_wd": True,
+        "growth_bc": {"growth_rate": 1.02, "use_bias_correction": True, "d0": 1e-3, "d_coef": 30.0, "slice_p": 1,
+                      "cautious_wd": True,
                       "weight_decay": 0.05},
-        "safeguard_limiter": {"safeguard_warmup": True, "d_limiter": True, "d0": 1e-3, "eps": None},
-        "frozen": {"prodigy_steps": 2, "d0": 1e-2, "slice_p": 2},
-        "atan2_nesterov": {"use_atan2": True, "nesterov": True, "nesterov_coef": 0.5, "d0": 1e-3,
+        "safeguard_limiter": {"safeguard_warmup": True, "d_limiter": True, "d0": 1e-3, "d_coef": 30.0, "eps": None},
+        "frozen": {"lr": 0.1, "prodigy_steps": 3, "d0": 1e-3, "d_coef": 100.0, "slice_p": 2},
+        "atan2_nesterov": {"use_atan2": True, "nesterov": True, "nesterov_coef": 0.5, "d0": 1e-3, "d_coef": 30.0,
                            "betas": (0.9, 0.99)},
         "beta1_zero": {"betas": (0.0, 0.99), "d0": 1e-3},
         "ademamix": {"use_AdEMAMix": True, "beta3_ema": 0.99, "alpha": 3.0, "t_alpha": 3, "t_beta3": 4, "d0": 1e-3,
-                     "use_bias_correction": True},
-        "simplified": {"Simplified_AdEMAMix": True, "alpha_grad": 5.0, "d0": 1e-3, "stochastic_rounding": False,
-                       "seed": 3},
+                     "use_bias_correction": True, "d_coef": 30.0},
+        "simplified": {"lr": 0.1, "Simplified_AdEMAMix": True, "alpha_grad": 5.0, "d0": 1e-3, "d_coef": 30.0,
+                       "stochastic_rounding": False, "seed": 3},
     },
     group1={"lr": 0.7, "weight_decay": 0.2, "eps": 1e-5},
     compiled_samples=("adapted",),
     storage=STORAGE,
     storage_samples=("adapted", "growth_bc"),
     group_state=prodigy_hparams.GROUP_STATE,
+    consistent_grads=1.0,
+    drift_samples=("default", "growth_bc"),
 )
 
 LION = Entry(
@@ -178,16 +190,20 @@ PRODIGY_LION = Entry(
     hyperparameters=prodigy_lion_hparams.ALL,
     samples={
         "default": {},
-        "adapted": {"lr": 0.5, "betas": (0.8, 0.95), "weight_decay": 0.1, "d0": 1e-3, "d_coef": 2.0, "slice_p": 3,
+        "adapted": {"lr": 0.5, "betas": (0.8, 0.95), "weight_decay": 0.1, "d0": 1e-3, "d_coef": 20.0, "slice_p": 3,
                     "beta3": 0.9, "d_limiter": False, "cautious_wd": True},
-        "growth_safeguard": {"growth_rate": 1.5, "safeguard_warmup": True, "d0": 1e-2, "slice_p": 1, "kappa_p": 1.5},
-        "frozen": {"prodigy_steps": 2, "d0": 1e-2, "kappa_p": 2.0, "stochastic_rounding": False, "seed": 5},
+        "growth_safeguard": {"growth_rate": 1.5, "safeguard_warmup": True, "d0": 1e-3, "d_coef": 5.0, "slice_p": 1,
+                             "kappa_p": 1.5},
+        "frozen": {"prodigy_steps": 3, "d0": 1e-3, "d_coef": 20.0, "kappa_p": 2.0, "stochastic_rounding": False,
+                   "seed": 5},
     },
     group1={"lr": 0.7, "weight_decay": 0.2},
     compiled_samples=("adapted",),
     storage=FIRST_MOMENT_STORAGE,
     storage_samples=("adapted",),
     group_state=prodigy_lion_hparams.GROUP_STATE,
+    consistent_grads=1.0,
+    drift_samples=("default", "growth_safeguard"),
 )
 
 SIGNSGD = Entry(

@@ -19,8 +19,10 @@ def test_per_step_eager(entry, sample, dtype, device):
     run_per_step(entry, sample, dtype, steps=5, device=device)
 
 
-@pytest.mark.parametrize("entry", list(ENTRIES.values()), ids=lambda e: e.name)
-@pytest.mark.parametrize("sample", ["default", "everything", "no_bias_correction"])
+DRIFT = [(e, s) for e in ENTRIES.values() for s in e.drift()]
+
+
+@pytest.mark.parametrize(("entry", "sample"), DRIFT, ids=lambda x: getattr(x, "name", x))
 def test_drift_without_resync(entry, sample):
     run_drift(entry, sample, steps=25)
 

@@ -10,7 +10,7 @@ import torch
 
 import fast
 from conformance.inputs import TORCH_DTYPES, grads_for_step, group_split, initial_values, make_params
-from conformance.registry import STORAGE
+from conformance.registry import ENTRIES, STORAGE
 
 SAMPLES = [
     {"lr": 2e-2, "weight_decay": 0.1},
@@ -19,10 +19,10 @@ SAMPLES = [
 ]
 
 
-def _make(dtype: str, hyper: dict, params=None, compiled=False):
+def _make(dtype: str, hyper: dict, params=None, compiled=False, cls=fast.AdamW):
     params = params if params is not None else make_params(initial_values(5), dtype)
     g0, g1 = group_split(params)
-    opt = fast.AdamW([{"params": g0}, {"params": g1, "lr": 5e-3}], compiled_optimizer=compiled, **hyper)
+    opt = cls([{"params": g0}, {"params": g1, "lr": 5e-3}], compiled_optimizer=compiled, **hyper)
     return params, opt
 
 
@@ -33,14 +33,22 @@ def _steps(params, opt, steps):
         opt.step()
 
 
-CASES = [(d, h) for d in ("float32", "bfloat16", "float16") for h in SAMPLES]
-CASES += [(d, {**SAMPLES[0], **st}) for d in ("float32", "bfloat16") for st in STORAGE.values()]
+CASES = [("AdamW", d, h) for d in ("float32", "bfloat16", "float16") for h in SAMPLES]
+CASES += [("AdamW", d, {**SAMPLES[0], **st}) for d in ("float32", "bfloat16") for st in STORAGE.values()]
+# Every other optimizer: its second sample (off the defaults), dense and in the compressed formats.
+CASES += [
+    (e.name, d, {**list(e.samples.values())[1], **st})
+    for e in ENTRIES.values() if e.name != "AdamW"
+    for d in ("float32", "bfloat16")
+    for st in ({}, {"state_precision": "factored"}, {"state_precision": "int8_sr"})
+]
 
 
-@pytest.mark.parametrize(("dtype", "hyper"), CASES, ids=lambda x: x if isinstance(x, str) else "-".join(
+@pytest.mark.parametrize(("name", "dtype", "hyper"), CASES, ids=lambda x: x if isinstance(x, str) else "-".join(
     f"{k}={v}" for k, v in x.items() if k in ("state_precision", "factored_2nd", "vector_reshape", "betas")))
-def test_resume_is_bit_identical(dtype, hyper):
-    params, opt = _make(dtype, hyper)
+def test_resume_is_bit_identical(name, dtype, hyper):
+    cls = ENTRIES[name].fast
+    params, opt = _make(dtype, hyper, cls=cls)
     _steps(params, opt, range(3))
     buf = io.BytesIO()
     torch.save({"params": [p.detach().clone() for p in params], "opt": opt.state_dict()}, buf)
@@ -51,7 +59,7 @@ def test_resume_is_bit_identical(dtype, hyper):
     resumed = [p.clone().requires_grad_(p.requires_grad) for p in saved["params"]]
     for r, p in zip(resumed, params):
         r.requires_grad_(p.requires_grad)
-    resumed, opt2 = _make(dtype, hyper, params=resumed)
+    resumed, opt2 = _make(dtype, hyper, params=resumed, cls=cls)
     opt2.load_state_dict(saved["opt"])
     for p, q in zip(params, resumed):  # states keep their own dtypes (fp32 factors, uint8 signs, ...)
         for key, value in opt2.state.get(q, {}).items():
@@ -66,6 +74,8 @@ def test_resume_is_bit_identical(dtype, hyper):
         for k in sa:
             assert (torch.equal(sa[k], sb[k]) if torch.is_tensor(sa[k]) else sa[k] == sb[k]), (i, k)
     assert opt.param_groups[1]["lr"] == opt2.param_groups[1]["lr"] == 5e-3
+    for g1, g2 in zip(opt.param_groups, opt2.param_groups):  # incl. Prodigy's d, d_max, d_numerator, k
+        assert {k: v for k, v in g1.items() if k != "params"} == {k: v for k, v in g2.items() if k != "params"}
 
 
 def test_state_dict_holds_generator_state():

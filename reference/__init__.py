@@ -1,5 +1,11 @@
 """Float64 NumPy reference optimizers: literal, readable, slow. Same names as ``fast``."""
 
 from reference.adamw import AdamW
+from reference.adopt import Adopt
+from reference.lion import Lion
+from reference.prodigy import Prodigy
+from reference.prodigy_lion import ProdigyLion
+from reference.signsgd import SignSGD
+from reference.simplified_ademamix import SimplifiedAdEMAMix
 
-__all__ = ["AdamW"]
+__all__ = ["AdamW", "Adopt", "Lion", "Prodigy", "ProdigyLion", "SignSGD", "SimplifiedAdEMAMix"]
