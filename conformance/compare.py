@@ -39,8 +39,8 @@ def assert_close(actual, expected, tol_id: str, what: str, one_ulp_id: str | Non
     allowed = math.ceil(t.max_error_rate * a.size)
     n_bad = int(bad.sum())
     if n_bad > allowed:
-        diff = np.abs(a - e)
-        worst = np.unravel_index(np.argmax(np.where(bad, np.nan_to_num(diff, nan=np.inf), -1.0)), a.shape) if a.ndim else ()
+        diff = np.nan_to_num(np.abs(a - e), nan=np.inf)  # a NaN mismatch is the worst
+        worst = np.unravel_index(np.argmax(np.where(bad, diff, -1.0)), a.shape) if a.ndim else ()
         raise AssertionError(
             f"{what}: {n_bad}/{a.size} elements outside {tol_id} (rtol={t.rtol}, atol={t.atol}, "
             f"allowed {allowed}); worst at {worst}: {a[worst]!r} vs expected {e[worst]!r}"

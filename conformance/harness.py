@@ -19,7 +19,6 @@ import torch
 from conformance.compare import as_array, assert_close
 from conformance.inputs import SLOTS, grads_for_step, group_split, initial_values, make_params
 from conformance.registry import Entry
-from conformance.tolerances import TOLERANCES
 from reference.storage import unpack_signs
 from spec.storage_layout import Format
 
@@ -145,9 +144,7 @@ def _compare_plain(pair: Pair, actual: torch.Tensor, expected: np.ndarray, state
     else:
         tol_id, ulp_id = DENSE_STATE_TOL[dtype]
     e = pair.entry
-    own = f"{e.name.lower()}.{where.rsplit(' ', 1)[-1]}.{tol_id}"  # e.g. prodigy.s.fp32.state
-    tol_id = own if own in TOLERANCES else e.tol_id(tol_id)
-    assert_close(actual, expected, tol_id, where, e.tol_id(ulp_id) if ulp_id else None)
+    assert_close(actual, expected, e.tol_id(tol_id), where, e.tol_id(ulp_id) if ulp_id else None)
 
 
 def compare(pair: Pair, label: str, param_tol: tuple[str, str | None] | None = None,

@@ -112,9 +112,9 @@ MUTANTS = (
     M("adopt_nesterov_on_raw_grad", adopt.make_adopt_math,
       (("c * m_new + one_m_c * x if nesterov", "c * m_new + one_m_c * G if nesterov"),), "Adopt"),
     # Prodigy (spec/prodigy.md).
-    M("prodigy_numerator_sign_flipped", d_adaptation.DAdaptation.statistics,
-      (('state["p0"].to(torch.float64) - p_s.to(torch.float64)',
-        'p_s.to(torch.float64) - state["p0"].to(torch.float64)'),),
+    M("prodigy_numerator_sign_flipped", d_adaptation.make_statistics_kernel,
+      (("p0.to(torch.float64) - p[::slice_p].to(torch.float64)",
+        "p[::slice_p].to(torch.float64) - p0.to(torch.float64)"),),
       "Prodigy"),
     M("prodigy_beta3_is_beta2", d_adaptation.DAdaptation.beta3,
       (('math.sqrt(self.defaults["betas"][1])', 'self.defaults["betas"][1]'),), "Prodigy"),

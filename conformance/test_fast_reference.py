@@ -27,7 +27,7 @@ def test_drift_without_resync(entry, sample):
     run_drift(entry, sample, steps=25)
 
 
-COMPILED = [(e, s, d) for e in ENTRIES.values() for s in e.compiled_samples for d in ("float32", "bfloat16")]
+COMPILED = [(e, s, d) for e in ENTRIES.values() for s in e.compiled_samples for d in e.compiled_dtypes]
 
 
 @pytest.mark.compiled
@@ -38,14 +38,13 @@ def test_per_step_compiled(entry, sample, dtype, device):
 
 # The compiled storage kernels: each format once, with bf16 parameters (stochastic write and
 # stochastic states in one graph); compilation dominates the cost, so one sample each.
-COMPILED_STORAGE = [(e, s) for e in ENTRIES.values() for s in ("factored", "int8_sr", "bf16_sr", "factored_2nd_int8")
-                    if s in e.storage]
+COMPILED_STORAGE = [(e, s) for e in ENTRIES.values() for s in e.compiled_storage if s in e.storage]
 
 
 @pytest.mark.compiled
 @pytest.mark.parametrize(("entry", "storage"), COMPILED_STORAGE, ids=lambda x: getattr(x, "name", x))
 def test_storage_compiled(entry, storage, device):
-    run_per_step(entry, "everything", "bfloat16", steps=3, compiled=True, device=device, storage=storage)
+    run_per_step(entry, entry.rich_sample(), "bfloat16", steps=3, compiled=True, device=device, storage=storage)
 
 
 @pytest.mark.compiled
@@ -54,7 +53,7 @@ def test_compiled_equals_eager(entry):
     """The compiled kernel and the same function run eagerly agree to a few ulps."""
     runs = {}
     for compiled in (False, True):
-        pair = build(entry, "everything", "float32", compiled=compiled)
+        pair = build(entry, entry.rich_sample(), "float32", compiled=compiled)
         for step in range(3):
             step_both(pair, step)
         runs[compiled] = pair

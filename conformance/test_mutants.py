@@ -29,11 +29,7 @@ def _suite_checks(first: str = "AdamW"):
                 # Prodigy's d moves from step 2 and its growth cap binds from step 4.
                 yield lambda e=entry, s=sample, d=dtype: run_per_step(e, s, d, steps=4 if e.group_state else 3)
         for storage in entry.storage:
-            yield lambda e=entry, st=storage: run_per_step(e, _storage_sample(e), "bfloat16", steps=3, storage=st)
-
-
-def _storage_sample(entry) -> str:
-    return "everything" if "everything" in entry.samples else entry.storage_samples[0]
+            yield lambda e=entry, st=storage: run_per_step(e, e.rich_sample(), "bfloat16", steps=3, storage=st)
 
 
 def test_suite_passes_unmutated():

@@ -55,6 +55,13 @@ class Optimizer:
 
 OPTIMIZERS: list[Optimizer] = [
     Optimizer("adamw", "spec.adamw", "spec.hparams.adamw", "AdamW"),
+    Optimizer("adopt", "spec.adopt", "spec.hparams.adopt", "Adopt"),
+    Optimizer("lion", "spec.lion", "spec.hparams.lion", "Lion"),
+    Optimizer("signsgd", "spec.signsgd", "spec.hparams.signsgd", "SignSGD"),
+    Optimizer("simplified_ademamix", "spec.simplified_ademamix", "spec.hparams.simplified_ademamix",
+              "SimplifiedAdEMAMix"),
+    Optimizer("prodigy", "spec.prodigy", "spec.hparams.prodigy", "Prodigy"),
+    Optimizer("prodigy_lion", "spec.prodigy_lion", "spec.hparams.prodigy_lion", "ProdigyLion"),
 ]
 
 # Pages about machinery every optimizer shares: their hyperparameter tables are slices of

@@ -153,10 +153,12 @@ class FastOptimizer(torch.optim.Optimizer):
         raise NotImplementedError
 
     # -- the shared step -------------------------------------------------------------------
-    def scalars(self, p: torch.Tensor, lr_wd: float, values: Sequence[float]) -> torch.Tensor:
-        """The kernel's scalar tensor [lr*wd, *values] in ``p``'s compute dtype, cached: a
-        tensor argument (not Python floats) lets schedules change numbers without recompiling."""
-        cdt = compute_dtype(p.dtype)
+    def scalars(self, p: torch.Tensor, lr_wd: float, values: Sequence[float],
+                dtype: torch.dtype | None = None) -> torch.Tensor:
+        """The kernel's scalar tensor [lr*wd, *values] in ``p``'s compute dtype (or ``dtype``),
+        cached: a tensor argument (not Python floats) lets schedules change numbers without
+        recompiling."""
+        cdt = dtype or compute_dtype(p.dtype)
         key = (lr_wd, tuple(values), p.device, cdt)
         s = self._scalars.get(key)
         if s is None:

@@ -52,18 +52,28 @@ class Prodigy(DAdaptation):
         cautious_wd: decay only where the update and the weight agree in sign. Default False.
         use_bias_correction: Adam's bias correction folded into the step size; shared. Default False.
         use_atan2: bounded, eps-free direction. Default False.
-        nesterov, nesterov_coef: Nesterov look-ahead numerator. Default False, None.
-        use_AdEMAMix, beta3_ema, alpha, t_alpha, t_beta3: the AdEMAMix slow EMA (of d*g).
-        Simplified_AdEMAMix, alpha_grad: accumulator first moment. Default False, 100.0.
+        nesterov: Nesterov look-ahead numerator c*m + (1-c)*d*g. Default False.
+        nesterov_coef: c in [0, 1], or None for beta1. Default None.
+        use_AdEMAMix: add alpha times a slow EMA of d*g to the numerator. Default False.
+        beta3_ema: the slow EMA's decay, in [0, 1). Default 0.9999.
+        alpha: the slow EMA's weight, >= 0. Default 5.0.
+        t_alpha: alpha warm-up steps, or None. Default None.
+        t_beta3: beta3_ema half-life warm-up steps, or None. Default None.
+        Simplified_AdEMAMix: accumulator first moment m = beta1*m + d*g. Default False.
+        alpha_grad: weight of d*g in the Simplified numerator, >= 0. Default 100.0.
         beta3: decay of the statistics, in [0, 1) or None for sqrt(beta2); shared. Default None.
         d0: initial d, > 0; shared. Default 1e-6.
         d_coef: multiplier of the estimate, > 0; shared. Default 1.0.
-        growth_rate: d grows at most by this factor per step, >= 1; shared. Default inf.
+        growth_rate: d = min(d_max, growth_rate*d) (the first estimate above d0 is taken whole),
+            >= 1; shared. Default inf.
         safeguard_warmup: accumulate s with d instead of d*lr*bc; shared. Default False.
         slice_p: statistics on every slice_p-th element, >= 1; shared. Default 11.
         prodigy_steps: freeze d after this many steps (0: never); shared. Default 0.
         d_limiter: limit each estimate to d*2^(1/4); shared. Default False.
-        state_precision, factored_2nd, vector_reshape: storage of the moments (not of s, p0).
+        state_precision: storage of the moments (not of s and p0); see the state storage page.
+            Default 'auto'.
+        factored_2nd: factor only ``exp_avg_sq``. Default False.
+        vector_reshape: factor 0-d and 1-D tensors too. Default False.
         stochastic_rounding: write bf16 parameters with stochastic rounding. Default True.
         seed: seed of this optimizer's generators (saved in ``state_dict()``). Default 0.
         compiled_optimizer: run the step as a ``torch.compile``'d fused kernel. Default True.
@@ -95,6 +105,9 @@ class Prodigy(DAdaptation):
         products and s in the parameter dtype); each group's lr enters its own d*lr
         (prodigyopt: the largest lr); parameters are updated even when the denominator is 0
         (prodigyopt skips the step); the stochastic-rounding generator is the optimizer's own.
+        Factored second moments hold d^2-scaled values: while d is tiny (d0 = 1e-6) their sum can
+        fall below the factorization's 1e-12 floor and be under-stored (as in adv_optm); start
+        factored Prodigy with a larger d0.
     """
 
     HYPERPARAMETERS = GROUP

@@ -37,7 +37,13 @@ class ProdigyLion(DAdaptation):
         weight_decay: decoupled decay (times d*lr), >= 0. Default 0.
         cautious_wd: decay only where the update and the weight agree in sign. Default False.
         kappa_p: Lion-K exponent in [1, 2]. Default 1.0.
-        beta3, d0, d_coef, growth_rate, safeguard_warmup, slice_p, prodigy_steps: as Prodigy.
+        beta3: decay of the statistics, in [0, 1) or None for sqrt(beta2); shared. Default None.
+        d0: initial d, > 0; shared. Default 1e-6.
+        d_coef: multiplier of the estimate, > 0; shared. Default 1.0.
+        growth_rate: d = min(d_max, growth_rate*d), >= 1; shared. Default inf.
+        safeguard_warmup: accumulate s with d instead of d*lr; shared. Default False.
+        slice_p: statistics on every slice_p-th element, >= 1; shared. Default 11.
+        prodigy_steps: freeze d after this many steps (0: never); shared. Default 0.
         d_limiter: limit each estimate to d*2^(1/4); shared. Default True.
         state_precision: storage of ``exp_avg``. Default 'auto'.
         factored_2nd: not available (no second moment): True raises. Default False.

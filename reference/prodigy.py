@@ -33,17 +33,18 @@ def resolved_beta3(h: Mapping[str, Any]) -> float:
 
 
 def step_scalars(group: Mapping[str, Any], *, bias_correction: bool) -> dict[str, float]:
-    """bc and the d-scaled learning rate dlr = d * lr * bc of ``group`` for this step.
+    """bc1, bc and the d-scaled learning rate dlr = d * lr * bc of ``group`` for this step.
 
     bc = sqrt(1 - beta2^(k+1)) / (1 - beta1^(k+1)) uses the group counter k (all groups share
     it), not the parameter's own step; each group uses its own lr.
     """
-    bc = 1.0
+    bc1, bc = 1.0, 1.0
     if bias_correction:
         beta1, beta2 = group["betas"]
         k = group["k"]
-        bc = math.sqrt(1.0 - beta2 ** (k + 1)) / (1.0 - beta1 ** (k + 1))
-    return {"bc": bc, "dlr": group["d"] * group["lr"] * bc}
+        bc1 = 1.0 - beta1 ** (k + 1)
+        bc = math.sqrt(1.0 - beta2 ** (k + 1)) / bc1
+    return {"bc1": bc1, "bc": bc, "dlr": group["d"] * group["lr"] * bc}
 
 
 def statistics_quantities(
@@ -85,16 +86,17 @@ def d_update_quantities(
 
 def prodigy_quantities(
     p: np.ndarray, g: np.ndarray, m: np.ndarray | None, v: np.ndarray, m_slow: np.ndarray | None, t: int,
-    dlr: float, h: Mapping[str, Any],
+    scalars: Mapping[str, float], h: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """Every intermediate of one parameter's Prodigy update (keys m, v, m_slow, n, D, dlr_s, U,
-    p of ``spec.prodigy.rule``): Adam on the gradient d*g, with eps scaled by d.
+    """Every intermediate of one parameter's Prodigy update (keys m, v, alpha_t, beta3_t, m_slow,
+    n, D, dlr_s, U, p of ``spec.prodigy.rule``): Adam on the gradient d*g, eps scaled by d.
 
     ``m is None`` when betas[0] = 0, ``m_slow is None`` without AdEMAMix; ``t`` is the
-    parameter's 1-based step, ``h`` its group (with the group scalars d and k).
+    parameter's 1-based step, ``scalars`` the step's bc1 and dlr (``step_scalars``), ``h`` the
+    parameter's group (with the group scalars).
     """
     beta1, beta2 = h["betas"]
-    d = h["d"]
+    d, dlr = h["d"], scalars["dlr"]
     dg = d * g
     out: dict[str, Any] = {}
     if m is not None:
@@ -110,12 +112,11 @@ def prodigy_quantities(
     else:
         n = dg if m is None else m
     if m_slow is not None:
-        beta_slow = ademamix_beta3(t, beta1, h)
-        m_slow = beta_slow * m_slow + (1.0 - beta_slow) * dg
+        out["alpha_t"], out["beta3_t"] = ademamix_alpha(t, h), ademamix_beta3(t, beta1, h)
+        m_slow = out["beta3_t"] * m_slow + (1.0 - out["beta3_t"]) * dg
         out["m_slow"] = m_slow
         # dlr divides by bc1 = 1 - beta1^(k+1); multiplying first leaves the slow EMA uncorrected.
-        bc1 = 1.0 - beta1 ** (h["k"] + 1) if h["use_bias_correction"] else 1.0
-        n = n + ademamix_alpha(t, h) * bc1 * m_slow
+        n = n + out["alpha_t"] * scalars["bc1"] * m_slow
     out["n"] = n
     if h["Simplified_AdEMAMix"]:
         dlr = simplified_lr(dlr, beta1, t, h["alpha_grad"])
@@ -156,6 +157,7 @@ class DAdaptation(ReferenceOptimizer):
         return steps > 0 and self.param_groups[0]["k"] >= steps
 
     def scalars(self, group: Mapping[str, Any]) -> dict[str, float]:
+        """This step's bc1, bc and dlr for ``group`` (ProdigyLion has no bias correction)."""
         bias_correction = self.USES_BIAS_CORRECTION and group["use_bias_correction"]
         return step_scalars(group, bias_correction=bias_correction)
 
@@ -219,11 +221,11 @@ class Prodigy(DAdaptation):
 
     def update(self, p: np.ndarray, g: np.ndarray, store: StateStore, hyper: Mapping[str, Any]) -> np.ndarray:
         store.state["step"] += 1
-        dlr = self.scalars(hyper)["dlr"]
-        self.statistics(p, g, store.state, hyper, dlr)
+        scalars = self.scalars(hyper)
+        self.statistics(p, g, store.state, hyper, scalars["dlr"])
         m = store.load("exp_avg") if "exp_avg" in store.formats else None
         m_slow = store.load("exp_avg_slow") if "exp_avg_slow" in store.formats else None
-        q = prodigy_quantities(p, g, m, store.load("exp_avg_sq"), m_slow, store.state["step"], dlr, hyper)
+        q = prodigy_quantities(p, g, m, store.load("exp_avg_sq"), m_slow, store.state["step"], scalars, hyper)
         for name, key in (("exp_avg", "m"), ("exp_avg_sq", "v"), ("exp_avg_slow", "m_slow")):
             if name in store.formats:
                 store.save(name, q[key])

@@ -21,16 +21,23 @@ from spec.hparams.prodigy_lion import ALL, CONSTRAINTS, SLOTS
 
 def prodigy_lion_quantities(
     p: np.ndarray, g: np.ndarray, m: np.ndarray, dlr: float, h: Mapping[str, Any]
-) -> dict[str, np.ndarray]:
-    """Every intermediate of one parameter's update (keys c, U, m, p of
-    ``spec.prodigy_lion.rule``): the direction interpolates with beta1, the momentum decays
-    with beta2, both on d*g so that m is d times Lion's momentum."""
+) -> dict[str, Any]:
+    """Every intermediate of one parameter's update (keys c, q (Lion-K), U, m, p of
+    ``spec.prodigy_lion.rule``, and q's tensor norm ``q_norm``): the direction interpolates
+    with beta1, the momentum decays with beta2, both on d*g so that m is d times Lion's."""
     beta1, beta2 = h["betas"]
+    kappa = h["kappa_p"]
     dg = h["d"] * g
     c = beta1 * m + (1.0 - beta1) * dg
-    U = dlr * lion_k_direction(c, h["kappa_p"])
-    m_new = beta2 * m + (1.0 - beta2) * dg
-    return {"c": c, "U": U, "m": m_new, "p": apply_update(p, U, {**h, "lr": dlr})}
+    out: dict[str, Any] = {"c": c}
+    if kappa != 1.0:
+        q = c if kappa == 2.0 else np.sign(c) * np.abs(c) ** (kappa - 1.0)
+        out["q"], out["q_norm"] = q, float(np.sqrt(np.sum(q * q)))
+    U = dlr * lion_k_direction(c, kappa)
+    out["U"] = U
+    out["m"] = beta2 * m + (1.0 - beta2) * dg
+    out["p"] = apply_update(p, U, {**h, "lr": dlr})
+    return out
 
 
 class ProdigyLion(DAdaptation):

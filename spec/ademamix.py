@@ -19,11 +19,10 @@ import sympy as sp
 from spec import symbols as s
 
 __all__ = [
-    "HALF", "SIMPLIFIED_HALF_LIFE_OFFSET", "alpha_schedule", "beta3_schedule", "ema", "half_life",
-    "half_life_warmup", "simplified_step_size",
+    "SIMPLIFIED_HALF_LIFE_OFFSET", "alpha_schedule", "beta3_schedule", "ema", "half_life_warmup",
+    "simplified_step_size",
 ]
 
-HALF = sp.Rational(1, 2)
 # adv_optm's (and the Sim-AdEMAMix paper code's) beta1 warm-up computes ln(beta + 1e-8); kept
 # for Simplified AdEMAMix only, where adv_optm 2.2.3 defines the warm-up (spec/simplified_ademamix.md).
 SIMPLIFIED_HALF_LIFE_OFFSET = sp.Float("1e-8")
@@ -34,25 +33,21 @@ def ema(prev: sp.Expr, new: sp.Expr, beta: sp.Expr) -> sp.Expr:
     return beta * prev + (1 - beta) * new
 
 
-def half_life(beta: sp.Expr, offset: sp.Expr | int = 0) -> sp.Expr:
-    """h(beta) = ln(1/2) / ln(beta): the number of steps after which an EMA with decay beta
-    has halved a gradient's weight (h(0) = 0 in float64 evaluation, where ln 0 = -inf).
+def half_life_warmup(beta_start: sp.Expr, beta_end: sp.Expr, T: sp.Expr, offset: sp.Expr | int = 0) -> sp.Expr:
+    """beta at step t of a warm-up that moves the EMA's half-life linearly from beta_start's to
+    beta_end's over T steps, then beta_end.
 
-    The paper writes the index f = h - 1 and interpolates f; interpolating h is the same
-    thing, since (1-a)(h1 - 1) + a(h2 - 1) + 1 = (1-a) h1 + a h2.
+    The half-life of an EMA with decay beta is h(beta) = ln(1/2) / ln(beta) steps (the paper
+    interpolates the index f = h - 1, the same line shifted by one). With a = t/T,
+    h_t = (1-a) h(beta_start) + a h(beta_end) and beta_t = (1/2)^(1/h_t); ln(1/2) cancels, so
+    ``ln(beta_t) = 1 / ((1-a)/ln(beta_start) + a/ln(beta_end))``, the form written here (a
+    weighted harmonic mean of the logarithms). beta = 0 has h = 0 (ln 0 = -inf in float64).
+    Linear in the half-life, not in beta: a linear ramp of beta towards 0.9999 would spend
+    almost the whole warm-up at short memories. ``offset`` is added inside the logarithms.
     """
-    return sp.log(HALF) / sp.log(beta + offset)
-
-
-def half_life_warmup(beta_start: sp.Expr, beta_end: sp.Expr, T: sp.Expr,
-                     offset: sp.Expr | int = 0) -> sp.Expr:
-    """beta at step t of a warm-up whose half-life moves linearly from beta_start's to
-    beta_end's over T steps: ``(1/2)^(1/h_t)``, ``h_t = (1 - t/T) h(beta_start) + (t/T) h(beta_end)``
-    while t < T, then beta_end. Linear in the half-life, not in beta: a linear ramp of beta
-    towards 0.9999 would spend almost the whole warm-up at short memories."""
     a = s.t / T
-    h_t = (1 - a) * half_life(beta_start, offset) + a * half_life(beta_end, offset)
-    return sp.Piecewise((HALF ** (1 / h_t), s.t < T), (beta_end, True))
+    log_beta_t = 1 / ((1 - a) / sp.log(beta_start + offset) + a / sp.log(beta_end + offset))
+    return sp.Piecewise((sp.exp(log_beta_t), s.t < T), (beta_end, True))
 
 
 def alpha_schedule() -> sp.Expr:

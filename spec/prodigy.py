@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 import sympy as sp
 
 from spec import symbols as s
+from spec.ademamix import alpha_schedule, beta3_schedule, ema, simplified_step_size
 from spec.hparams.prodigy import ALL as HYPERPARAMETERS
 from spec.hparams.prodigy import CONSTRAINTS
 from spec.write import decayed
@@ -31,7 +32,8 @@ d0 = sp.Symbol("d_0", positive=True)
 d_max = sp.Symbol(r"d^{\max}_k", positive=True)  # running maximum of the estimates before this step
 r_prev = sp.Symbol("r_{k-1}", real=True)  # the numerator after the previous step (0 at k = 0)
 k = sp.Symbol("k", nonnegative=True, integer=True)  # the group's 0-based step count before this step
-beta3 = sp.Symbol(r"\beta_3", nonnegative=True)  # resolved: beta3 or sqrt(beta2)
+# resolved: beta3 or sqrt(beta2); not s.beta3, which is AdEMAMix's beta3_ema
+beta3 = sp.Symbol(r"\beta_{3}^{(d)}", nonnegative=True)
 d_coef = sp.Symbol(r"d_\mathrm{coef}", positive=True)
 growth = sp.Symbol(r"\gamma", positive=True)  # growth_rate (may be inf)
 # Per sliced element: the statistic s and the parameter at state creation.
@@ -40,19 +42,16 @@ p0 = sp.Symbol("p_0", real=True)
 # Sums over every sliced element of every parameter with a gradient at this step.
 DELTA_R = sp.Symbol(r"\Delta r_k", real=True)  # sum of delta_r
 DENOMINATOR = sp.Symbol("S_k", nonnegative=True)  # sum of |s_t|: the L1 norm of all s
-# AdEMAMix and Simplified AdEMAMix (spec/ademamix.md); the schedules are resolved numbers.
-m_slow = sp.Symbol(r"m^{\mathrm{slow}}_{t-1}", real=True)
-alpha_t = sp.Symbol(r"\alpha_t", nonnegative=True)  # alpha(t)
-beta_slow = sp.Symbol(r"\beta_{3,t}^{\mathrm{ema}}", nonnegative=True)  # beta3(t) of the slow EMA
-alpha_grad = sp.Symbol(r"\alpha_g", nonnegative=True)
 
 SCALE_INVARIANT_EPS = 1 / sp.sqrt(s.N)  # the eps used when eps=None
 BETA3_DEFAULT = sp.sqrt(s.beta2)  # the beta3 used when beta3=None
 D_LIMIT = sp.root(2, 4)  # d_limiter: each estimate is at most d * 2^(1/4)
 
 STAGE_SYMBOLS = {
-    "bc": r"\mathrm{bc}_k", "dlr": r"\eta_d", "delta_r": r"\delta r", "s": "s_t", "m": "m_t", "v": "v_t",
-    "m_slow": r"m^{\mathrm{slow}}_t", "n": "n_t", "D": "D_t", "dlr_s": r"\tilde\eta_d", "U": "U_t", "p": "p_t",
+    "bc1": r"\mathrm{bc}_{1,k}", "bc": r"\mathrm{bc}_k", "dlr": r"\eta_d", "delta_r": r"\delta r", "s": "s_t",
+    "m": "m_t", "v": "v_t", "alpha_t": r"\alpha_t", "beta3_t": r"\beta_{3,t}", "m_slow": r"m^{\mathrm{slow}}_t",
+    "n": "n_t", "D": "D_t", "dlr_s": r"\tilde\eta_d",
+    "U": "U_t", "p": "p_t",
     "r": "r_k", "d_hat": r"\hat d_{k+1}", "d_max": r"d^{\max}_{k+1}", "d": "d_{k+1}",
 }
 D_UPDATE_KEYS = ("r", "d_hat", "d_max", "d")
@@ -84,7 +83,8 @@ def statistics(stage: Stage, dlr: sp.Expr, *, safeguard_warmup: bool) -> None:
 
 
 def d_update(stage: Stage, *, d_limiter: bool, frozen: bool) -> None:
-    """The group scalars after the step. Frozen: nothing moves. Otherwise the numerator decays
+    """The group scalars after the step (max and min unevaluated: sympy's simplification of
+    them is slow and changes nothing here). Frozen: nothing moves. Otherwise the numerator decays
     by beta3 and gains this step's sum; if the denominator is positive the estimate
     d_coef*r/||s||_1 (limited to d*2^(1/4) with d_limiter) raises d_max, and d grows to it at
     most by the factor gamma, except that the first estimate above d0 is taken at once."""
@@ -95,15 +95,11 @@ def d_update(stage: Stage, *, d_limiter: bool, frozen: bool) -> None:
         return
     r = stage("r", beta3 * r_prev + DELTA_R)
     estimate = d_coef * r / DENOMINATOR
-    d_hat = stage("d_hat", sp.Min(estimate, D_LIMIT * d) if d_limiter else estimate)
+    d_hat = stage("d_hat", sp.Min(estimate, D_LIMIT * d, evaluate=False) if d_limiter else estimate)
     progress = DENOMINATOR > 0
-    new_max = stage("d_max", sp.Piecewise((sp.Max(d_max, d_hat), progress), (d_max, True)))
-    first_growth = sp.Piecewise((sp.Max(d, d_hat), sp.Eq(d, d0)), (d, True))
-    stage("d", sp.Piecewise((sp.Min(new_max, growth * first_growth), progress), (d, True)))
-
-
-def ema(prev: sp.Expr, new: sp.Expr, beta: sp.Expr) -> sp.Expr:
-    return beta * prev + (1 - beta) * new
+    new_max = stage("d_max", sp.Piecewise((sp.Max(d_max, d_hat, evaluate=False), progress), (d_max, True)))
+    first_growth = sp.Piecewise((sp.Max(d, d_hat, evaluate=False), sp.Eq(d, d0)), (d, True))
+    stage("d", sp.Piecewise((sp.Min(new_max, growth * first_growth, evaluate=False), progress), (d, True)))
 
 
 def rule(
@@ -123,14 +119,17 @@ def rule(
     """The quantities of one Prodigy step: scalars, one element's statistics and update, and
     the new group scalars.
 
-    Keys: bc, dlr, delta_r and s (not when frozen), m (if a first moment), v, m_slow
-    (AdEMAMix), n, D, dlr_s (Simplified AdEMAMix), U, p, then r, d_hat (not when frozen),
-    d_max, d. ``staged=True`` writes each quantity with the symbols of the earlier ones (for
-    the docs); the default substitutes everything (for evaluation).
+    Keys: bc1, bc, dlr, delta_r and s (not when frozen), m (if a first moment), v, alpha_t,
+    beta3_t and m_slow (AdEMAMix, schedules from spec/ademamix.py), n, D, dlr_s (Simplified
+    AdEMAMix), U, p, then r, d_hat (not when frozen), d_max, d. ``staged=True`` writes each
+    quantity with the symbols of the earlier ones (for the docs); the default substitutes
+    everything (for evaluation).
     """
+    if Simplified_AdEMAMix and not first_moment:
+        raise ValueError("Simplified_AdEMAMix accumulates the first moment; it needs first_moment=True")
     out: dict[str, sp.Expr] = {}
     stage = stager(out, staged)
-    bc1 = 1 - s.beta1 ** (k + 1) if use_bias_correction else sp.Integer(1)
+    bc1 = stage("bc1", 1 - s.beta1 ** (k + 1) if use_bias_correction else sp.Integer(1))
     bc = stage("bc", sp.sqrt(1 - s.beta2 ** (k + 1)) / bc1 if use_bias_correction else sp.Integer(1))
     dlr = stage("dlr", d * s.lr * bc)
     if not frozen:
@@ -141,17 +140,19 @@ def rule(
         m_new = stage("m", s.beta1 * s.m + dg if Simplified_AdEMAMix else ema(s.m, dg, s.beta1))
     v_new = stage("v", ema(s.v, dg**2, s.beta2))
     if Simplified_AdEMAMix:
-        n = m_new + alpha_grad * dg
+        n = m_new + s.alpha_g * dg
     elif first_moment:
         n = s.c * m_new + (1 - s.c) * dg if nesterov else m_new
     else:
         n = dg
     if use_AdEMAMix:
-        slow = stage("m_slow", ema(m_slow, dg, beta_slow))
+        alpha_t = stage("alpha_t", alpha_schedule())
+        beta3_t = stage("beta3_t", beta3_schedule(s.beta1))
+        slow = stage("m_slow", ema(s.m_slow, dg, beta3_t))
         n = n + alpha_t * bc1 * slow  # bc divides by bc1 below: the slow EMA is not corrected
     n = stage("n", n)
     if Simplified_AdEMAMix:
-        dlr = stage("dlr_s", dlr / ((1 - s.beta1**s.t) / (1 - s.beta1) + alpha_grad))
+        dlr = stage("dlr_s", simplified_step_size(dlr, s.beta1))
     if use_atan2:
         D = stage("D", sp.sqrt(v_new))
         U = stage("U", dlr * s.ATAN2_SCALE * sp.atan2(n, D))

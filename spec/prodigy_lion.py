@@ -4,7 +4,8 @@ d*g with step size d*lr, and Prodigy's d-adaptation (shared with spec/prodigy.py
 As in spec/prodigy.py, ``rule(**flags)`` returns the step's scalar, one sliced element's
 statistics, one element's update and the end-of-step group scalars. Lion-K's direction is
 normalised over the whole tensor; that norm enters as the symbol ``LION_K_NORM``, the L2 norm
-of ``lion_k_power`` over the tensor's elements.
+of the rule's own ``q`` over the tensor (as spec/lion.py's ``s_norm``; ``s`` is Prodigy's
+statistic here, so the power is called ``q``).
 """
 
 from __future__ import annotations
@@ -13,29 +14,21 @@ import sympy as sp
 
 from spec import prodigy
 from spec import symbols as s
+from spec.ademamix import ema
 from spec.hparams.prodigy_lion import ALL as HYPERPARAMETERS
 from spec.hparams.prodigy_lion import CONSTRAINTS
 from spec.prodigy import d, d_update, statistics
 from spec.write import decayed
 
-__all__ = [
-    "CONSTRAINTS", "HYPERPARAMETERS", "LION_K_NORM", "NORM_FLOOR", "STAGE_SYMBOLS", "VARIANTS", "kappa",
-    "lion_k_power", "rule",
-]
+__all__ = ["CONSTRAINTS", "HYPERPARAMETERS", "LION_K_NORM", "NORM_FLOOR", "STAGE_SYMBOLS", "VARIANTS", "rule"]
 
-kappa = sp.Symbol(r"\kappa", positive=True)
-LION_K_NORM = sp.Symbol(r"\|q\|", nonnegative=True)  # sqrt of the sum of q^2 over the tensor
-NORM_FLOOR = sp.Float(1e-12)  # the norm is clamped below at this before dividing
+LION_K_NORM = sp.Symbol(r"\lVert q_{t} \rVert_{2}", nonnegative=True)  # sqrt of the sum of q^2 over the tensor
+NORM_FLOOR = sp.Float("1e-12")  # the norm is clamped below at this before dividing
 
-STAGE_SYMBOLS = {**prodigy.STAGE_SYMBOLS, "c": "c_t"}
+STAGE_SYMBOLS = {**prodigy.STAGE_SYMBOLS, "c": "c_t", "q": "q_t"}
 
 # ``lion_k`` is kappa_p != 1 (kappa_p = 1 is the sign); ``frozen`` as in spec/prodigy.py.
 VARIANTS = ("lion_k", "cautious_wd", "safeguard_warmup", "d_limiter", "frozen")
-
-
-def lion_k_power(c: sp.Expr) -> sp.Expr:
-    """Lion-K's unnormalised direction q = sign(c)|c|^(kappa-1) (q = c for kappa = 2)."""
-    return sp.sign(c) * sp.Abs(c) ** (kappa - 1)
 
 
 def rule(
@@ -49,8 +42,8 @@ def rule(
 ) -> dict[str, sp.Expr]:
     """The quantities of one ProdigyLion step.
 
-    Keys: dlr, delta_r and s (not when frozen), c, U, m, p, then r, d_hat (not when frozen),
-    d_max, d. There is no bias correction: dlr = d*lr. ``staged`` as in spec.prodigy.rule.
+    Keys: dlr, delta_r and s (not when frozen), c, q (Lion-K), U, m, p, then r, d_hat (not
+    when frozen), d_max, d. There is no bias correction: dlr = d*lr. ``staged`` as in spec.prodigy.rule.
     """
     out: dict[str, sp.Expr] = {}
     stage = prodigy.stager(out, staged, STAGE_SYMBOLS)
@@ -58,13 +51,13 @@ def rule(
     if not frozen:
         statistics(stage, dlr, safeguard_warmup=safeguard_warmup)
     dg = d * s.g
-    c = stage("c", s.beta1 * s.m + (1 - s.beta1) * dg)
-    if lion_k:
-        direction = lion_k_power(c) * sp.sqrt(s.N) / sp.Max(LION_K_NORM, NORM_FLOOR)
+    c = stage("c", ema(s.m, dg, s.beta1))
+    if lion_k:  # kappa = 2 gives q = c; both rescaled to the L2 norm sqrt(N) of a sign vector
+        q = stage("q", sp.sign(c) * sp.Abs(c) ** (s.kappa - 1))
+        U = stage("U", dlr * q / sp.Max(LION_K_NORM, NORM_FLOOR) * sp.sqrt(s.N))
     else:
-        direction = sp.sign(c)
-    U = stage("U", dlr * direction)
-    stage("m", s.beta2 * s.m + (1 - s.beta2) * dg)
+        U = stage("U", dlr * sp.sign(c))
+    stage("m", ema(s.m, dg, s.beta2))
     stage("p", decayed(s.p, U, cautious_wd=cautious_wd, decay_rate=dlr * s.wd) - U)
     d_update(stage, d_limiter=d_limiter, frozen=frozen)
     return out

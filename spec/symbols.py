@@ -33,4 +33,4 @@ beta1_min = sp.Symbol(r"\beta_{1,\min}", nonnegative=True)  # ... and its starti
 q = sp.Symbol("q", nonnegative=True)  # Adopt's clip exponent (clip_lambda)
 kappa = sp.Symbol(r"\kappa", positive=True)  # Lion-K exponent (kappa_p)
 mu = sp.Symbol(r"\mu", nonnegative=True)  # SignSGD's momentum
-s_norm = sp.Symbol(r"\lVert s_t \rVert_2", nonnegative=True)  # L2 norm of Lion-K's s over the tensor
+s_norm = sp.Symbol(r"\lVert s_{t} \rVert_{2}", nonnegative=True)  # L2 norm of Lion-K's s over the tensor

@@ -1,5 +1,7 @@
 """Adopt's hyperparameters (spec/adopt.md)."""
 
+from dataclasses import replace
+
 from spec.hparams.adamw import BETAS, EPS, EXP_AVG, EXP_AVG_SLOW, EXP_AVG_SQ, USE_ATAN2
 from spec.hparams.common import RUNTIME, WRITE
 from spec.hparams.core import Hyperparameter, Kind
@@ -21,11 +23,20 @@ CLIP_LAMBDA = Hyperparameter(
     low=0.0,
 )
 
+ADOPT_EPS = replace(
+    EPS, default=1e-6, meaning="floor of sqrt(v) in the normalisation g / max(sqrt(v), eps); None means "
+    "the scale-invariant 1/sqrt(numel(p))",
+)
+ADOPT_ATAN2 = replace(
+    USE_ATAN2, meaning="normalise with atan2(g, sqrt(v)) instead of g / max(sqrt(v), eps): bounded, eps-free, "
+    "no clip, and the first step is a real step",
+)
+
 GROUP = {
     h.name: h
     for h in (
-        with_default(WRITE["lr"], 1e-4), with_default(BETAS, (0.9, 0.9999)), with_default(EPS, 1e-6),
-        WRITE["weight_decay"], WRITE["cautious_wd"], CLIP_LAMBDA, USE_ATAN2,
+        with_default(WRITE["lr"], 1e-4), with_default(BETAS, (0.9, 0.9999)), ADOPT_EPS,
+        WRITE["weight_decay"], WRITE["cautious_wd"], CLIP_LAMBDA, ADOPT_ATAN2,
     )
 } | NESTEROV_FEATURE | ADEMAMIX | SIMPLIFIED_ADEMAMIX | STORAGE
 ALL = {**GROUP, **RUNTIME}

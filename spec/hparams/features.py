@@ -8,7 +8,8 @@ from spec.hparams.core import Constraint, Hyperparameter, Kind
 
 NESTEROV = Hyperparameter(
     "nesterov", r"\mathrm{nesterov}", False, Kind.BOOL,
-    "use the look-ahead numerator c*m + (1-c)*g",
+    "use the look-ahead numerator c*m + (1-c)*x, x the term the first moment averages (the "
+    "gradient, or its normalised / d-scaled form; see each optimizer's page)",
 )
 NESTEROV_COEF = Hyperparameter(
     "nesterov_coef", "c", None, Kind.OPTIONAL_FLOAT,
@@ -17,7 +18,8 @@ NESTEROV_COEF = Hyperparameter(
 
 USE_ADEMAMIX = Hyperparameter(
     "use_AdEMAMix", r"\mathrm{AdEMAMix}", False, Kind.BOOL,
-    "add a slow EMA of the gradient, weighted by alpha, to the update numerator (AdEMAMix)",
+    "add a slow EMA, weighted by alpha, of the term the first moment averages (the gradient or its "
+    "normalised form) to the update numerator (AdEMAMix)",
 )
 BETA3_EMA = Hyperparameter(
     "beta3_ema", r"\beta_3", 0.9999, Kind.FLOAT,
@@ -40,8 +42,9 @@ T_BETA3 = Hyperparameter(
 )
 SIMPLIFIED = Hyperparameter(
     "Simplified_AdEMAMix", r"\mathrm{sAdEMAMix}", False, Kind.BOOL,
-    "Simplified AdEMAMix: the first moment accumulates (m = beta1*m + g) and the numerator is "
-    "m + alpha_grad*g, with the step size divided by the accumulator's total weight plus alpha_grad",
+    "Simplified AdEMAMix: the first moment accumulates (m = beta*m + g) and the numerator is "
+    "m + alpha_grad*g; the Adam family also divides the step size by the accumulator's total weight "
+    "plus alpha_grad (SignSGD takes the sign instead)",
 )
 ALPHA_GRAD = Hyperparameter(
     "alpha_grad", r"\alpha_g", 100.0, Kind.FLOAT,

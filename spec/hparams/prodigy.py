@@ -1,6 +1,8 @@
 """Prodigy's hyperparameters (spec/prodigy.md). The d-adaptation is one estimate for the whole
 optimizer, so everything it reads is shared by all param groups (``group_level=False``)."""
 
+from dataclasses import replace
+
 from spec.hparams.adamw import BETAS, EPS, EXP_AVG, EXP_AVG_SLOW, EXP_AVG_SQ, USE_ATAN2, USE_BIAS_CORRECTION
 from spec.hparams.common import RUNTIME, WRITE
 from spec.hparams.core import Hyperparameter, Kind
@@ -18,7 +20,7 @@ from spec.hparams.storage import CONSTRAINTS as STORAGE_CONSTRAINTS
 from spec.hparams.storage import STORAGE
 
 BETA3 = Hyperparameter(
-    "beta3", r"\beta_3", None, Kind.OPTIONAL_FLOAT,
+    "beta3", r"\beta_{3}^{(d)}", None, Kind.OPTIONAL_FLOAT,
     "decay of Prodigy's numerator and s statistics; None means sqrt(beta2)",
     low=0.0, high=1.0, high_inclusive=False, group_level=False,
 )
@@ -31,7 +33,8 @@ D_COEF = Hyperparameter(
     low=0.0, low_inclusive=False, group_level=False,
 )
 GROWTH_RATE = Hyperparameter(
-    "growth_rate", r"\gamma", float("inf"), Kind.FLOAT, "d grows by at most this factor per step",
+    "growth_rate", r"\gamma", float("inf"), Kind.FLOAT,
+    "d = min(d_max, growth_rate*d) after each step (the first estimate above d0 is taken whole)",
     low=1.0, group_level=False,
 )
 SAFEGUARD_WARMUP = Hyperparameter(
@@ -61,7 +64,8 @@ GROUP = {
     h.name: h
     for h in (
         with_default(WRITE["lr"], 1.0), shared(BETAS), EPS, WRITE["weight_decay"], WRITE["cautious_wd"],
-        shared(with_default(USE_BIAS_CORRECTION, False)), USE_ATAN2,
+        shared(replace(USE_BIAS_CORRECTION, default=False, meaning="multiply d*lr by sqrt(1 - beta2^(k+1)) / "
+                       "(1 - beta1^(k+1)), k the optimizer's 0-based step")), USE_ATAN2,
     )
 } | NESTEROV_FEATURE | ADEMAMIX | SIMPLIFIED_ADEMAMIX | D_ADAPTATION | STORAGE
 ALL = {**GROUP, **RUNTIME}

@@ -1,5 +1,7 @@
 """SimplifiedAdEMAMix's hyperparameters (spec/simplified_ademamix.md)."""
 
+from dataclasses import replace
+
 from spec.hparams.adamw import BETAS, EPS, EXP_AVG, EXP_AVG_SQ, USE_BIAS_CORRECTION
 from spec.hparams.common import RUNTIME, WRITE
 from spec.hparams.core import Constraint, Hyperparameter, Kind
@@ -21,11 +23,16 @@ SIMPLIFIED_BETAS = Hyperparameter(
     low=0.0, high=1.0, high_inclusive=False,
 )
 
+SIMPLIFIED_BIAS_CORRECTION = replace(
+    USE_BIAS_CORRECTION, meaning="keep the bias sums num = beta1*num + 1 and den = beta2*den + 1 - beta2 "
+    "(False: num = den = 1)",
+)
+
 GROUP = {
     h.name: h
     for h in (
         with_default(WRITE["lr"], 1e-5), SIMPLIFIED_BETAS, EPS, WRITE["weight_decay"], WRITE["cautious_wd"],
-        ALPHA_GRAD, BETA1_WARMUP, MIN_BETA1, USE_BIAS_CORRECTION,
+        ALPHA_GRAD, BETA1_WARMUP, MIN_BETA1, SIMPLIFIED_BIAS_CORRECTION,
     )
 } | STORAGE
 ALL = {**GROUP, **RUNTIME}
