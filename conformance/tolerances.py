@@ -201,6 +201,16 @@ TOLERANCES: dict[str, Tolerance] = {
         "absolute for Lion; for Adopt 9.3e-10 absolute on values near 4.5e6 (a few ulps) and 8e-12 "
         "relative on momentum elements that cancel toward 0. A changed formula moves values by >1e-4.",
     ),
+    "external.fp32": Tolerance(
+        1e-4, 1e-6,
+        "fast (fp32) vs a canonical package in fp32 over 10 steps without re-sync: two fp32 "
+        "implementations with different operation orders drift apart by a few ulps per step "
+        "(adamw.fp32.drift), plus, for Prodigy, the documented eps-term deviation (prodigyopt uses "
+        "the updated d: 3e-5 of the distance moved in float64). Measured |diff|/(|expected| + 1e-6) "
+        "after 10 steps: Lion 9.7e-5 on exp_avg (elements cancelling toward 0), Adopt 4.6e-5, "
+        "Prodigy 2.9e-5 on d and 2.5e-5 on parameters; the largest (4.7e-4 on Prodigy's d-scaled "
+        "exp_avg of ~1e-5) lie within atol.",
+    ),
     "prodigy.external": Tolerance(
         1e-10, 1e-15,
         "reference.Prodigy vs prodigyopt 1.1.2 in float64, with the one documented difference (the d in the eps "
