@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.advopt-installed
 
-.PHONY: venv test demo bench docs lint conformance clean
+.PHONY: venv test demo bench bench-family docs lint conformance clean
 
 venv: $(STAMP)
 
@@ -36,6 +36,9 @@ demo: venv
 
 bench: venv
 	$(PY) benchmarks/step_time.py
+
+bench-family: venv
+	$(PY) benchmarks/family.py
 
 clean:
 	rm -rf site docs/generated results
