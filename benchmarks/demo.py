@@ -1,15 +1,14 @@
 """Demo: bf16 training with and without stochastic rounding, and compressed optimizer states,
 on a real (small) model.
 
-An MLP learns scikit-learn's bundled digits (no download) from the same initialisation and the
-same minibatches, at the same learning rate, with: torch AdamW in fp32; fast.AdamW in fp32; fast.AdamW
-on bf16 parameters with stochastic rounding and with plain round-to-nearest (fp32 states, so only
-the parameter write differs); and fast.AdamW on fp32 parameters with compressed states
-(state_precision "bf16_sr", "int8_sr" and "factored"). At a fine-tuning-sized learning rate Adam's
-updates (about lr per step) are smaller than half the bf16 spacing of most weights, so
-round-to-nearest throws them away and training stalls; stochastic rounding keeps them in
-expectation and tracks fp32. The compressed-state runs are compared with dense fast.AdamW's final
-training loss.
+An MLP learns scikit-learn's bundled digits (no download) from the same initialisation and the same
+minibatches with: torch AdamW in fp32; fast.AdamW in fp32; fast.AdamW on bf16 parameters with stochastic
+rounding and with plain round-to-nearest (fp32 states, so only the parameter write differs); fast.AdamW on
+fp32 parameters with compressed states (state_precision "bf16_sr", "int8_sr" and "factored"), all at the same
+learning rate; and, for comparison, fast.Prodigy (lr=1) and fast.Lion (that lr / 3). At a fine-tuning-sized
+learning rate Adam's updates (about lr per step) are smaller than half the bf16 spacing of most weights, so
+round-to-nearest throws them away and training stalls; stochastic rounding keeps them in expectation and
+tracks fp32. The compressed-state runs are compared with dense fast.AdamW's final training loss.
 
     .venv/bin/python benchmarks/demo.py [--steps N] [--lr LR] [--eager]
 """
@@ -47,6 +46,7 @@ from spec.storage_layout import BLOCK, INT8_MAX
 matplotlib.use("Agg")  # files only: the demo must run headless (CI, ssh); no figure exists yet
 
 Data = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+LION_LR_DIVISOR = 3.0  # Lion's sign step moves every weight by lr: its authors use a 3-10x smaller lr than AdamW
 
 
 @dataclass
@@ -55,7 +55,9 @@ class Run:
     label: str
     dtype: torch.dtype
     style: dict[str, Any]  # matplotlib line style
-    use_torch: bool = False  # torch.optim.AdamW instead of fast.AdamW
+    use_torch: bool = False  # torch.optim.AdamW instead of a fast optimizer
+    fast_class: str = "AdamW"  # the fast optimizer (fast.<name>) when not use_torch
+    lr: float | None = None  # None: the demo's lr (--lr)
     stochastic_rounding: bool = True  # fast.AdamW on bf16 only
     state_precision: str = "fp32"  # fast.AdamW's state storage
     factored_2nd: bool = False
@@ -141,21 +143,20 @@ def evaluate(model: torch.nn.Module, data: Data, dtype: torch.dtype) -> tuple[fl
 
 
 def make_optimizer(run: Run, params: list[torch.nn.Parameter], args: argparse.Namespace) -> torch.optim.Optimizer:
-    hyper = {"lr": args.lr, "weight_decay": args.weight_decay}
+    hyper = {"lr": args.lr if run.lr is None else run.lr, "weight_decay": args.weight_decay}
     if run.use_torch:
         return torch.optim.AdamW(params, **hyper)
-    return fast.AdamW(params, stochastic_rounding=run.stochastic_rounding, seed=args.seed,
-                      state_precision=run.state_precision, factored_2nd=run.factored_2nd,
-                      compiled_optimizer=not args.eager, **hyper)
+    if run.fast_class != "AdamW":  # Prodigy, Lion: their defaults but for lr (and the shared weight decay)
+        return getattr(fast, run.fast_class)(params, seed=args.seed, compiled_optimizer=not args.eager, **hyper)
+    return fast.AdamW(params, stochastic_rounding=run.stochastic_rounding, state_precision=run.state_precision,
+                      factored_2nd=run.factored_2nd, seed=args.seed, compiled_optimizer=not args.eager, **hyper)
 
 
 def zero_v_share(opt: torch.optim.Optimizer) -> float | None:
     """Share of the second moment's int8 codes that are 0 (None when v is not stored as codes)."""
     codes = [st["exp_avg_sq"] for st in opt.state.values()
              if "exp_avg_sq" in st and not st["exp_avg_sq"].is_floating_point()]
-    if not codes:
-        return None
-    return sum((c == 0).sum().item() for c in codes) / sum(c.numel() for c in codes)
+    return sum((c == 0).sum().item() for c in codes) / sum(c.numel() for c in codes) if codes else None
 
 
 def train(run: Run, data: Data, batches: list[torch.Tensor], args: argparse.Namespace) -> None:
@@ -216,10 +217,11 @@ def finite_quartiles(xs: list[float]) -> tuple[float, float, float]:
 
 def plot(runs: list[Run], args: argparse.Namespace, path: str) -> None:
     dense = next(r for r in runs if r.key == "fast")
-    fig, (ax_loss, ax_rel, ax_acc) = plt.subplots(1, 3, figsize=(16, 4.6), dpi=120)
+    fig, (ax_loss, ax_rel, ax_acc) = plt.subplots(1, 3, figsize=(16, 5.4), dpi=120)
     for r in runs:
         ax_loss.plot(r.eval_steps, r.train_loss, label=r.label, **r.style)
-        n = min(len(r.train_loss), len(dense.train_loss))
+        # AdamW rows only: Prodigy and Lion are other optimizers, far off this panel's scale.
+        n = min(len(r.train_loss), len(dense.train_loss)) if r.fast_class == "AdamW" else 0
         rel = [a / b for a, b in zip(r.train_loss[:n], dense.train_loss[:n])]
         ax_rel.plot(r.eval_steps[:n], rel, label=r.label, **r.style)
         ax_acc.plot(r.eval_steps, [100 * a for a in r.test_acc], label=r.label, **r.style)
@@ -241,13 +243,13 @@ def plot(runs: list[Run], args: argparse.Namespace, path: str) -> None:
     for ax in (ax_loss, ax_rel, ax_acc):
         ax.set_xlabel("step")
         ax.grid(True, which="both", alpha=0.3)
-    ax_loss.legend(loc="lower left", fontsize=7.5)
+    fig.legend(*ax_loss.get_legend_handles_labels(), loc="lower center", ncol=5, fontsize=8)  # below: it hid curves
     ends = [f"{r.label} diverged (NaN) at step {r.diverged_at}" for r in runs if r.diverged_at is not None]
-    note = "curves within 1 % of dense fast.AdamW overlap" + "".join(f"\n{e}" for e in ends)
+    note = "AdamW rows only; curves within 1 % of dense fast.AdamW overlap" + "".join(f"\n{e}" for e in ends)
     ax_rel.text(0.98, 0.97, note, transform=ax_rel.transAxes, ha="right", va="top", fontsize=7.5, color="0.3")
     fig.suptitle(f"MLP on sklearn digits, AdamW lr={args.lr:g}, batch {args.batch}: bf16 weights need "
-                 "stochastic rounding; compressed optimizer states vs dense")
-    fig.tight_layout()
+                 "stochastic rounding; compressed optimizer states vs dense; Prodigy and Lion for comparison")
+    fig.tight_layout(rect=(0, 0.1, 1, 1))  # room for the legend
     fig.savefig(path)
     plt.close(fig)
 
@@ -345,12 +347,12 @@ def write_markdown(runs: list[Run], args: argparse.Namespace, info: dict[str, An
         "# Demo: bf16 training with stochastic rounding, and compressed optimizer states",
         "",
         f"MLP 64-{args.hidden}-{args.hidden}-10 ({n_params:,} parameters) on scikit-learn's digits "
-        f"(1,347 training / 450 test images, standardised), {args.steps} AdamW steps, batch {args.batch}, "
+        f"(1,347 training / 450 test images, standardised), {args.steps} steps, batch {args.batch}, "
         f"lr={args.lr:g}, weight_decay={args.weight_decay:g}, seed {args.seed}: the same initialisation, "
-        "minibatches and hyperparameters for every row (no per-row tuning). bf16 rows run the forward pass "
-        "in bf16 and the loss in fp32, and keep fp32 states so that only the parameter write differs. "
-        f"fast.AdamW {'eager' if args.eager else 'compiled (compiled_optimizer=True)'}; a run stops at the "
-        f"first evaluation (every {args.eval_every} steps) with a non-finite loss.",
+        "minibatches for every row and hyperparameters for every AdamW row (no per-row tuning). bf16 rows run "
+        "the forward pass in bf16 and the loss in fp32, and keep fp32 states so that only the parameter write "
+        f"differs. fast optimizers {'eager' if args.eager else 'compiled (compiled_optimizer=True)'}; a run "
+        f"stops at the first evaluation (every {args.eval_every} steps) with a non-finite loss.",
         "",
         *markdown_table(*table(runs)),
         "",
@@ -362,7 +364,10 @@ def write_markdown(runs: list[Run], args: argparse.Namespace, info: dict[str, An
         "initialisation. Stochastic rounding keeps each update in expectation.",
         "- **states**: fast.AdamW's `state_precision` (fp32 parameters for the compressed rows); "
         "*factored_2nd* factors only the second moment (no issue target; it isolates the first moment's "
-        "share of factored's gap). **vs dense fast.AdamW**: final training loss / the fp32 fast.AdamW "
+        "share of factored's gap). fast.Prodigy: lr=1 (learning-rate free), other hyperparameters default; "
+        f"fast.Lion: lr={args.lr / LION_LR_DIVISOR:.3g} (the AdamW lr / {LION_LR_DIVISOR:g}, as Lion's sign "
+        "steps need); both with the same weight decay, fp32 states (Prodigy's `s`, `p0` counted). "
+        "**vs dense fast.AdamW**: final training loss / the fp32 fast.AdamW "
         "row's - 1; the issue targets are factored within 3 %, int8_sr and bf16_sr within 1 %.",
         "- **final train loss**: cross-entropy on the whole training set after the last step; "
         "**test accuracy** on the held-out 25 %.",
@@ -419,6 +424,8 @@ def main() -> None:
             state_precision="factored", loss_target=0.03, diagnose=True),
         Run("factored_2nd", "fast.AdamW, factored_2nd", f32, {"color": "tab:olive", "lw": 1.4, "ls": "--"},
             state_precision="fp32", factored_2nd=True, diagnose=True),
+        Run("prodigy", "fast.Prodigy, lr=1", f32, {"color": "tab:cyan"}, fast_class="Prodigy", lr=1.0),
+        Run("lion", "fast.Lion, lr / 3", f32, {"color": "tab:pink"}, fast_class="Lion", lr=args.lr / LION_LR_DIVISOR),
     ]
     for r in runs:
         train(r, data, batches, args)

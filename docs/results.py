@@ -21,10 +21,12 @@ class ResultPage:
     make_target: str  # the make target that produces it
     missing: str  # "Not yet <missing>" when absent
     image: str | None = None  # a figure in benchmarks/results/, shown below the text
+    sections: tuple[ResultPage, ...] = ()  # further results on the same page, each under its own heading
 
 
 PAGES: list[ResultPage] = [
-    ResultPage("benchmarks", "Benchmarks", "step_time.md", "bench", "measured"),
+    ResultPage("benchmarks", "Benchmarks", "step_time.md", "bench", "measured", sections=(
+        ResultPage("family", "Optimizer family vs adv_optm", "family.md", "bench-family", "measured"),)),
     ResultPage("demo", "Demo", "demo.md", "demo", "run", "demo_loss.png"),
 ]
 
@@ -52,13 +54,15 @@ def render(spec: ResultPage, results: Path) -> str:
     if not body and not (png and png.is_file()):
         parts.append(f"Not yet {spec.missing}; run `make {spec.make_target}` to produce "
                      f"`benchmarks/results/{spec.source}`, then `make docs`.")
-        return "\n".join(parts)
-    parts.append(f"Included from `benchmarks/results/{spec.source}`.\n")
-    # The file's own title would repeat ours; its other headings move one level down.
-    body = re.sub(r"\A\s*# [^\n]*\n", "", body)
-    parts.append(shift_headings(body))
-    if png and png.is_file() and png.name not in body:
-        parts.append(f"\n![{spec.title}]({png.name})")
+    else:
+        parts.append(f"Included from `benchmarks/results/{spec.source}`.\n")
+        # The file's own title would repeat ours; its other headings move one level down.
+        body = re.sub(r"\A\s*# [^\n]*\n", "", body)
+        parts.append(shift_headings(body))
+        if png and png.is_file() and png.name not in body:
+            parts.append(f"\n![{spec.title}]({png.name})")
+    # A section is rendered as a page of its own, then demoted one level below this page's title.
+    parts += ["\n" + shift_headings(render(section, results)) for section in spec.sections]
     return "\n".join(parts)
 
 
