@@ -18,9 +18,10 @@ from fast.optimizer import FastOptimizer
 from spec.hparams.prodigy import GROUP_STATE
 
 
-def make_statistics_kernel(slice_p: int):
+def make_statistics_kernel(slice_p: int, p_dtype: torch.dtype, g_dtype: torch.dtype):
     """``kernel(p, g, p0, s, c) -> [numerator term, sum |s|]`` (float64) for flat p and g; updates
-    s in place. ``c`` = [lr*wd (unused), beta3, s coefficient, numerator coefficient].
+    s in place. ``c`` = [lr*wd (unused), beta3, s coefficient, numerator coefficient]; the dtypes
+    are cache keys only.
 
     float64 products and sums on the slice: p0 - p is small against p, and the numerator's terms
     cancel across parameters (adv_optm's fp32 loses ~4% of it). One kernel rather than ~8 eager
@@ -85,7 +86,11 @@ class DAdaptation(FastOptimizer):
         d, d0 = group["d"], group["d0"]
         coef_s = (d / d0) * (d if group["safeguard_warmup"] else dlr)
         scalars = self.scalars(p, 0.0, (self.beta3(), coef_s, (d / d0) * dlr), dtype=torch.float64)
-        fn = kernels.kernel(make_statistics_kernel, (sl,), self.compiled_optimizer)
+        if p.numel() == 0:
+            return
+        # One compiled graph per slice and dtypes (as the step kernels): dynamic shapes, but the
+        # dtypes would otherwise each cost a recompile of a shared code object.
+        fn = kernels.kernel(make_statistics_kernel, (sl, p.dtype, grad.dtype), self.compiled_optimizer)
         terms = fn(p.detach().reshape(-1), grad.reshape(-1), state["p0"], state["s"], scalars)
         acc = self._sums.get(p.device)
         self._sums[p.device] = terms if acc is None else acc + terms
