@@ -48,7 +48,8 @@ def test_storage_compiled(entry, storage, device):
 
 
 @pytest.mark.compiled
-@pytest.mark.parametrize("entry", list(ENTRIES.values()), ids=lambda e: e.name)
+# AdamW: the step kernels every optimizer shares; Prodigy: its statistics kernel besides.
+@pytest.mark.parametrize("entry", [ENTRIES["AdamW"], ENTRIES["Prodigy"]], ids=lambda e: e.name)
 def test_compiled_equals_eager(entry):
     """The compiled kernel and the same function run eagerly agree to a few ulps."""
     runs = {}
