@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -16,10 +16,9 @@ from fast.adam_math import (
     make_adam_math,
     scale_invariant_eps,
 )
-from fast.optimizer import FastOptimizer
-from spec.hparams.adamw import CONSTRAINTS, GROUP, SLOTS
+from fast.optimizer import FastOptimizer, constructor_arguments
+from spec.hparams.adamw import CONSTRAINTS, GROUP, SLOTS, kept_slots
 from spec.hparams.common import RUNTIME
-from spec.storage_layout import Slot
 
 
 class AdamW(FastOptimizer):
@@ -131,6 +130,7 @@ class AdamW(FastOptimizer):
     RUNTIME = RUNTIME
     CONSTRAINTS = CONSTRAINTS
     SLOTS = SLOTS
+    KEPT_SLOTS = staticmethod(kept_slots)
 
     def __init__(
         self,
@@ -157,20 +157,7 @@ class AdamW(FastOptimizer):
         seed: int = RUNTIME["seed"].default,
         compiled_optimizer: bool = RUNTIME["compiled_optimizer"].default,
     ) -> None:
-        super().__init__(
-            params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-            cautious_wd=cautious_wd, use_bias_correction=use_bias_correction,
-            nesterov=nesterov, nesterov_coef=nesterov_coef, use_atan2=use_atan2,
-            normed_momentum=normed_momentum, use_AdEMAMix=use_AdEMAMix, beta3_ema=beta3_ema, alpha=alpha,
-            t_alpha=t_alpha, t_beta3=t_beta3, state_precision=state_precision,
-            factored_2nd=factored_2nd, vector_reshape=vector_reshape,
-            stochastic_rounding=stochastic_rounding,
-            seed=seed, compiled_optimizer=compiled_optimizer,
-        )
-
-    def active_slots(self, group: dict[str, Any]) -> Sequence[Slot]:
-        return tuple(slot for slot, kept in zip(self.SLOTS, (group["betas"][0] > 0, True, group["use_AdEMAMix"]))
-                     if kept)
+        super().__init__(params, **constructor_arguments(locals()))
 
     def _update(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict) -> None:
         t = state.get("step", 0) + 1

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 
 from fast.adam_math import ATAN2_SCALE, ademamix_scalars, scale_invariant_eps
-from fast.optimizer import FastOptimizer
-from spec.hparams.adopt import CONSTRAINTS, GROUP, SLOTS
+from fast.optimizer import FastOptimizer, constructor_arguments
+from spec.hparams.adopt import CONSTRAINTS, GROUP, SLOTS, kept_slots
 from spec.hparams.common import RUNTIME
 from spec.schedules import simplified_lr
-from spec.storage_layout import Slot
 
 
 def make_adopt_math(first_moment: bool, first_step: bool, use_atan2: bool, clip: bool, nesterov: bool,
@@ -136,6 +135,7 @@ class Adopt(FastOptimizer):
     RUNTIME = RUNTIME
     CONSTRAINTS = CONSTRAINTS
     SLOTS = SLOTS
+    KEPT_SLOTS = staticmethod(kept_slots)
 
     def __init__(
         self,
@@ -163,18 +163,7 @@ class Adopt(FastOptimizer):
         seed: int = RUNTIME["seed"].default,
         compiled_optimizer: bool = RUNTIME["compiled_optimizer"].default,
     ) -> None:
-        super().__init__(
-            params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, cautious_wd=cautious_wd,
-            clip_lambda=clip_lambda, use_atan2=use_atan2, nesterov=nesterov, nesterov_coef=nesterov_coef,
-            use_AdEMAMix=use_AdEMAMix, beta3_ema=beta3_ema, alpha=alpha, t_alpha=t_alpha, t_beta3=t_beta3,
-            Simplified_AdEMAMix=Simplified_AdEMAMix, alpha_grad=alpha_grad, state_precision=state_precision,
-            factored_2nd=factored_2nd, vector_reshape=vector_reshape, stochastic_rounding=stochastic_rounding,
-            seed=seed, compiled_optimizer=compiled_optimizer,
-        )
-
-    def active_slots(self, group: dict[str, Any]) -> Sequence[Slot]:
-        return tuple(slot for slot, kept in zip(self.SLOTS, (group["betas"][0] > 0, True, group["use_AdEMAMix"]))
-                     if kept)
+        super().__init__(params, **constructor_arguments(locals()))
 
     def _update(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict) -> None:
         t = state.get("step", 0) + 1

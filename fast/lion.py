@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from fast.optimizer import FastOptimizer
+from fast.optimizer import FastOptimizer, constructor_arguments
 from spec.hparams.common import RUNTIME
 from spec.hparams.lion import CONSTRAINTS, GROUP, SLOTS
 
@@ -124,11 +124,7 @@ class Lion(FastOptimizer):
         seed: int = RUNTIME["seed"].default,
         compiled_optimizer: bool = RUNTIME["compiled_optimizer"].default,
     ) -> None:
-        super().__init__(
-            params, lr=lr, betas=betas, weight_decay=weight_decay, cautious_wd=cautious_wd, kappa_p=kappa_p,
-            state_precision=state_precision, factored_2nd=factored_2nd, vector_reshape=vector_reshape,
-            stochastic_rounding=stochastic_rounding, seed=seed, compiled_optimizer=compiled_optimizer,
-        )
+        super().__init__(params, **constructor_arguments(locals()))
 
     def _update(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict) -> None:
         lr = group["lr"]

@@ -24,6 +24,12 @@ STORAGE_KEYS = ("state_precision", "factored_2nd", "vector_reshape")
 DTYPE_NAMES = {v: k for k, v in storage.DTYPES.items()}
 
 
+def constructor_arguments(local: dict[str, Any]) -> dict[str, Any]:
+    """A subclass constructor's ``locals()`` as the hyperparameters for ``FastOptimizer``: the
+    signatures stay explicit (help(), IDEs, the docs) without repeating every name to forward it."""
+    return {k: v for k, v in local.items() if k not in ("self", "params", "__class__")}
+
+
 class _Kept:
     """Hides a state tensor from ``Optimizer.load_state_dict``'s cast to the param dtype."""
 
@@ -41,6 +47,8 @@ class FastOptimizer(torch.optim.Optimizer):
     RUNTIME: ClassVar[Mapping[str, Hyperparameter]]  # per optimizer
     CONSTRAINTS: ClassVar[Sequence[Constraint]] = ()
     SLOTS: ClassVar[Sequence[Slot]] = ()
+    # spec's rule for which SLOTS a group keeps (None: all of them).
+    KEPT_SLOTS: ClassVar[Callable[[Any], Sequence[Slot]] | None] = None
 
     def __init__(self, params: Iterable[Any], **hyper: Any) -> None:
         known = {**self.HYPERPARAMETERS, **self.RUNTIME}
@@ -169,7 +177,7 @@ class FastOptimizer(torch.optim.Optimizer):
 
     def active_slots(self, group: dict[str, Any]) -> Sequence[Slot]:
         """The states kept under ``group``'s hyperparameters (all of ``SLOTS`` by default)."""
-        return self.SLOTS
+        return self.SLOTS if self.KEPT_SLOTS is None else self.KEPT_SLOTS(group)
 
     def formats(self, p: torch.Tensor, group: dict[str, Any]) -> tuple[Format | None, ...]:
         """Each slot's storage format for ``p`` (None for a slot not kept)."""

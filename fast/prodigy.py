@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 
 from fast.adam_math import ATAN2_SCALE, AdamScalars, adam_flags, ademamix_scalars, make_adam_math, scale_invariant_eps
 from fast.d_adaptation import DAdaptation
+from fast.optimizer import constructor_arguments
 from spec.hparams.common import RUNTIME
-from spec.hparams.prodigy import CONSTRAINTS, GROUP, SLOTS
+from spec.hparams.prodigy import CONSTRAINTS, GROUP, SLOTS, kept_slots
 from spec.schedules import simplified_lr
-from spec.storage_layout import Slot
 
 
 class Prodigy(DAdaptation):
@@ -114,6 +114,7 @@ class Prodigy(DAdaptation):
     RUNTIME = RUNTIME
     CONSTRAINTS = CONSTRAINTS
     SLOTS = SLOTS
+    KEPT_SLOTS = staticmethod(kept_slots)
 
     def __init__(
         self,
@@ -149,20 +150,7 @@ class Prodigy(DAdaptation):
         seed: int = RUNTIME["seed"].default,
         compiled_optimizer: bool = RUNTIME["compiled_optimizer"].default,
     ) -> None:
-        super().__init__(
-            params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, cautious_wd=cautious_wd,
-            use_bias_correction=use_bias_correction, use_atan2=use_atan2, nesterov=nesterov,
-            nesterov_coef=nesterov_coef, use_AdEMAMix=use_AdEMAMix, beta3_ema=beta3_ema, alpha=alpha,
-            t_alpha=t_alpha, t_beta3=t_beta3, Simplified_AdEMAMix=Simplified_AdEMAMix, alpha_grad=alpha_grad,
-            beta3=beta3, d0=d0, d_coef=d_coef, growth_rate=growth_rate, safeguard_warmup=safeguard_warmup,
-            slice_p=slice_p, prodigy_steps=prodigy_steps, d_limiter=d_limiter, state_precision=state_precision,
-            factored_2nd=factored_2nd, vector_reshape=vector_reshape, stochastic_rounding=stochastic_rounding,
-            seed=seed, compiled_optimizer=compiled_optimizer,
-        )
-
-    def active_slots(self, group: dict[str, Any]) -> Sequence[Slot]:
-        return tuple(slot for slot, kept in zip(self.SLOTS, (group["betas"][0] > 0, True, group["use_AdEMAMix"]))
-                     if kept)
+        super().__init__(params, **constructor_arguments(locals()))
 
     def _update(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict) -> None:
         dlr = self.dlr(group)

@@ -9,6 +9,7 @@ import torch
 
 from fast.d_adaptation import DAdaptation
 from fast.lion import kappa_mode, lion_values, make_lion_math
+from fast.optimizer import constructor_arguments
 from spec.hparams.common import RUNTIME
 from spec.hparams.prodigy_lion import CONSTRAINTS, GROUP, SLOTS
 
@@ -104,13 +105,7 @@ class ProdigyLion(DAdaptation):
         seed: int = RUNTIME["seed"].default,
         compiled_optimizer: bool = RUNTIME["compiled_optimizer"].default,
     ) -> None:
-        super().__init__(
-            params, lr=lr, betas=betas, weight_decay=weight_decay, cautious_wd=cautious_wd, kappa_p=kappa_p,
-            beta3=beta3, d0=d0, d_coef=d_coef, growth_rate=growth_rate, safeguard_warmup=safeguard_warmup,
-            slice_p=slice_p, prodigy_steps=prodigy_steps, d_limiter=d_limiter, state_precision=state_precision,
-            factored_2nd=factored_2nd, vector_reshape=vector_reshape, stochastic_rounding=stochastic_rounding,
-            seed=seed, compiled_optimizer=compiled_optimizer,
-        )
+        super().__init__(params, **constructor_arguments(locals()))
 
     def _update(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict) -> None:
         dlr = self.dlr(group)

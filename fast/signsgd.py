@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 
-from fast.optimizer import FastOptimizer
+from fast.optimizer import FastOptimizer, constructor_arguments
 from spec.hparams.common import RUNTIME
-from spec.hparams.signsgd import CONSTRAINTS, GROUP, SLOTS
-from spec.storage_layout import Slot
+from spec.hparams.signsgd import CONSTRAINTS, GROUP, SLOTS, kept_slots
 
 
 def make_signsgd_math(momentum: bool, nesterov: bool, normed_momentum: bool, simplified: bool):
@@ -104,6 +103,7 @@ class SignSGD(FastOptimizer):
     RUNTIME = RUNTIME
     CONSTRAINTS = CONSTRAINTS
     SLOTS = SLOTS
+    KEPT_SLOTS = staticmethod(kept_slots)
 
     def __init__(
         self,
@@ -124,16 +124,7 @@ class SignSGD(FastOptimizer):
         seed: int = RUNTIME["seed"].default,
         compiled_optimizer: bool = RUNTIME["compiled_optimizer"].default,
     ) -> None:
-        super().__init__(
-            params, lr=lr, momentum=momentum, weight_decay=weight_decay, cautious_wd=cautious_wd,
-            normed_momentum=normed_momentum, nesterov=nesterov, nesterov_coef=nesterov_coef,
-            Simplified_AdEMAMix=Simplified_AdEMAMix, alpha_grad=alpha_grad, state_precision=state_precision,
-            factored_2nd=factored_2nd, vector_reshape=vector_reshape, stochastic_rounding=stochastic_rounding,
-            seed=seed, compiled_optimizer=compiled_optimizer,
-        )
-
-    def active_slots(self, group: dict[str, Any]) -> Sequence[Slot]:
-        return self.SLOTS if group["momentum"] > 0 else ()
+        super().__init__(params, **constructor_arguments(locals()))
 
     def _update(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict) -> None:
         mu, lr = group["momentum"], group["lr"]

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from fast.adam_math import AdamFlags, AdamScalars, make_adam_math, scale_invariant_eps
-from fast.optimizer import FastOptimizer
+from fast.optimizer import FastOptimizer, constructor_arguments
 from spec.hparams.common import RUNTIME
 from spec.hparams.simplified_ademamix import CONSTRAINTS, GROUP, SLOTS
 from spec.schedules import simplified_beta1, simplified_lr
@@ -102,13 +102,7 @@ class SimplifiedAdEMAMix(FastOptimizer):
         seed: int = RUNTIME["seed"].default,
         compiled_optimizer: bool = RUNTIME["compiled_optimizer"].default,
     ) -> None:
-        super().__init__(
-            params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, cautious_wd=cautious_wd,
-            alpha_grad=alpha_grad, beta1_warmup=beta1_warmup, min_beta1=min_beta1,
-            use_bias_correction=use_bias_correction, state_precision=state_precision, factored_2nd=factored_2nd,
-            vector_reshape=vector_reshape, stochastic_rounding=stochastic_rounding, seed=seed,
-            compiled_optimizer=compiled_optimizer,
-        )
+        super().__init__(params, **constructor_arguments(locals()))
 
     def _update(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict) -> None:
         t = state.get("step", 0) + 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -13,8 +13,7 @@ from reference.ademamix import ademamix_alpha, ademamix_beta3, simplified_lr
 from reference.optimizer import ReferenceOptimizer
 from reference.storage import StateStore
 from reference.weight_decay import decoupled_weight_decay
-from spec.hparams.adopt import ALL, CONSTRAINTS, SLOTS
-from spec.storage_layout import Slot
+from spec.hparams.adopt import ALL, CONSTRAINTS, SLOTS, kept_slots
 
 ATAN2_SCALE = 4 / math.pi
 
@@ -95,10 +94,7 @@ class Adopt(ReferenceOptimizer):
     HYPERPARAMETERS = ALL
     CONSTRAINTS = CONSTRAINTS
     SLOTS = SLOTS
-
-    def active_slots(self, hyper: Mapping[str, Any]) -> Sequence[Slot]:
-        keep = {"exp_avg": hyper["betas"][0] > 0, "exp_avg_sq": True, "exp_avg_slow": hyper["use_AdEMAMix"]}
-        return [slot for slot in self.SLOTS if keep[slot.name]]
+    KEPT_SLOTS = staticmethod(kept_slots)
 
     def update(self, p: np.ndarray, g: np.ndarray, store: StateStore, hyper: Mapping[str, Any]) -> np.ndarray:
         store.state["step"] += 1

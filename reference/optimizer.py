@@ -8,7 +8,7 @@ holds the step count in ``store.state`` and decodes/encodes the states in their 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -23,6 +23,8 @@ class ReferenceOptimizer:
     HYPERPARAMETERS: ClassVar[Mapping[str, Hyperparameter]]
     CONSTRAINTS: ClassVar[Sequence[Constraint]] = ()
     SLOTS: ClassVar[Sequence[Slot]] = ()
+    # spec's rule for which SLOTS a group keeps (None: all of them).
+    KEPT_SLOTS: ClassVar[Callable[[Any], Sequence[Slot]] | None] = None
 
     def __init__(
         self,
@@ -105,7 +107,7 @@ class ReferenceOptimizer:
         """Called once after every parameter of a step (Prodigy updates its d here)."""
 
     def active_slots(self, hyper: Mapping[str, Any]) -> Sequence[Slot]:
-        return self.SLOTS
+        return self.SLOTS if self.KEPT_SLOTS is None else self.KEPT_SLOTS(hyper)
 
     def formats(self, i: int, group: Mapping[str, Any]) -> dict[str, Format]:
         """The storage format of each state of parameter ``i`` (spec.storage_layout.resolve)."""

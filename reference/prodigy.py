@@ -20,8 +20,7 @@ from reference.ademamix import ademamix_alpha, ademamix_beta3, simplified_lr
 from reference.optimizer import ReferenceOptimizer
 from reference.storage import StateStore
 from reference.weight_decay import apply_update
-from spec.hparams.prodigy import ALL, CONSTRAINTS, GROUP_STATE, SLOTS
-from spec.storage_layout import Slot
+from spec.hparams.prodigy import ALL, CONSTRAINTS, GROUP_STATE, SLOTS, kept_slots
 
 ATAN2_SCALE = 4 / math.pi
 D_LIMIT = 2.0**0.25  # d_limiter: a new estimate is at most d * 2^(1/4)
@@ -213,11 +212,7 @@ class Prodigy(DAdaptation):
     HYPERPARAMETERS = ALL
     CONSTRAINTS = CONSTRAINTS
     SLOTS = SLOTS
-
-    def active_slots(self, hyper: Mapping[str, Any]) -> Sequence[Slot]:
-        names = {"exp_avg_sq"} | ({"exp_avg"} if hyper["betas"][0] > 0 else set())
-        names |= {"exp_avg_slow"} if hyper["use_AdEMAMix"] else set()
-        return [slot for slot in self.SLOTS if slot.name in names]
+    KEPT_SLOTS = staticmethod(kept_slots)
 
     def update(self, p: np.ndarray, g: np.ndarray, store: StateStore, hyper: Mapping[str, Any]) -> np.ndarray:
         store.state["step"] += 1

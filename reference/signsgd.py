@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -10,8 +10,7 @@ import numpy as np
 from reference.optimizer import ReferenceOptimizer
 from reference.storage import StateStore
 from reference.weight_decay import apply_update
-from spec.hparams.signsgd import ALL, CONSTRAINTS, SLOTS
-from spec.storage_layout import Slot
+from spec.hparams.signsgd import ALL, CONSTRAINTS, SLOTS, kept_slots
 
 
 def signsgd_quantities(p: np.ndarray, g: np.ndarray, m: np.ndarray | None, h: Mapping[str, Any]) -> dict[str, Any]:
@@ -64,9 +63,7 @@ class SignSGD(ReferenceOptimizer):
     HYPERPARAMETERS = ALL
     CONSTRAINTS = CONSTRAINTS
     SLOTS = SLOTS
-
-    def active_slots(self, hyper: Mapping[str, Any]) -> Sequence[Slot]:
-        return self.SLOTS if hyper["momentum"] > 0 else ()
+    KEPT_SLOTS = staticmethod(kept_slots)
 
     def update(self, p: np.ndarray, g: np.ndarray, store: StateStore, hyper: Mapping[str, Any]) -> np.ndarray:
         store.state["step"] += 1

@@ -42,4 +42,10 @@ EXP_AVG_SQ = Slot("exp_avg_sq", signed=False, second_moment=True)
 EXP_AVG_SLOW = Slot("exp_avg_slow", signed=True, second_moment=False)  # only with use_AdEMAMix
 SLOTS = (EXP_AVG, EXP_AVG_SQ, EXP_AVG_SLOW)
 
+
+def kept_slots(h) -> tuple[Slot, ...]:
+    """The Adam family's states under the values ``h``: exp_avg only when betas[0] > 0,
+    exp_avg_slow only with AdEMAMix (AdamW, Adopt, Prodigy)."""
+    return tuple(s for s, kept in zip(SLOTS, (h["betas"][0] > 0, True, h["use_AdEMAMix"])) if kept)
+
 CONSTRAINTS = (*STORAGE_CONSTRAINTS, *nesterov_constraints("betas"), *ademamix_constraints())

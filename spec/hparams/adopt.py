@@ -2,7 +2,15 @@
 
 from dataclasses import replace
 
-from spec.hparams.adamw import BETAS, EPS, EXP_AVG, EXP_AVG_SLOW, EXP_AVG_SQ, USE_ATAN2
+from spec.hparams.adamw import (
+    BETAS,
+    EPS,
+    EXP_AVG,
+    EXP_AVG_SLOW,
+    EXP_AVG_SQ,
+    USE_ATAN2,
+    kept_slots,  # noqa: F401  (the Adam family's rule)
+)
 from spec.hparams.common import RUNTIME, WRITE
 from spec.hparams.core import Hyperparameter, Kind
 from spec.hparams.features import (

@@ -3,7 +3,16 @@ optimizer, so everything it reads is shared by all param groups (``group_level=F
 
 from dataclasses import replace
 
-from spec.hparams.adamw import BETAS, EPS, EXP_AVG, EXP_AVG_SLOW, EXP_AVG_SQ, USE_ATAN2, USE_BIAS_CORRECTION
+from spec.hparams.adamw import (
+    BETAS,
+    EPS,
+    EXP_AVG,
+    EXP_AVG_SLOW,
+    EXP_AVG_SQ,
+    USE_ATAN2,
+    USE_BIAS_CORRECTION,
+    kept_slots,  # noqa: F401  (the Adam family's rule)
+)
 from spec.hparams.common import RUNTIME, WRITE
 from spec.hparams.core import Hyperparameter, Kind
 from spec.hparams.features import (

@@ -29,7 +29,12 @@ GROUP = {
 } | NESTEROV_FEATURE | {"Simplified_AdEMAMix": SIMPLIFIED, "alpha_grad": with_default(ALPHA_GRAD, 1.0)} | STORAGE
 ALL = {**GROUP, **RUNTIME}
 
-SLOTS = (EXP_AVG,)  # only when momentum > 0
+SLOTS = (EXP_AVG,)
+
+
+def kept_slots(h) -> tuple:
+    """exp_avg only when momentum > 0."""
+    return SLOTS if h["momentum"] > 0 else ()
 
 CONSTRAINTS = (
     *STORAGE_CONSTRAINTS, no_second_moment("SignSGD"), *nesterov_constraints("momentum"),
