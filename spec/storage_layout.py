@@ -23,14 +23,17 @@ class Slot:
     name: str
     signed: bool  # may be negative (a first moment) or not (a second moment)
     second_moment: bool  # factored by ``factored_2nd``
+    bits: bool = False  # a boolean per element, packed 8 per byte whatever state_precision says
 
 
 @dataclass(frozen=True)
 class Format:
     """How one state of one parameter is stored.
 
-    ``kind`` is "dense" (``dtype``: float64, float32, bfloat16 or float16; ``stochastic``:
-    bf16 written with stochastic rounding), "int8" (blockwise codes and fp32 scales) or
+    ``kind`` is "bits" (one boolean per element, packed little-endian 8 per byte over the
+    flattened order, ``numpy.packbits(bitorder="little")``), "dense" (``dtype``: float64,
+    float32, bfloat16 or float16; ``stochastic``: bf16 written with stochastic rounding), "int8"
+    (blockwise codes and fp32 scales) or
     "factored" (fp32 row and column factors, plus packed signs when ``signed``).
     """
 
@@ -45,11 +48,13 @@ class Format:
             return (name, f"{name}_scale")
         if self.kind == "factored":
             return (f"{name}_row", f"{name}_col") + ((f"{name}_sign",) if self.signed else ())
-        return (name,)
+        return (name,)  # dense and bits
 
     def label(self) -> str:
         if self.kind == "dense":
             return f"{self.dtype}{' SR' if self.stochastic else ''}"
+        if self.kind == "bits":
+            return "packed bits"
         return f"{self.kind} {'signed' if self.signed else 'non-negative'}"
 
 
@@ -84,6 +89,8 @@ def resolve(slot: Slot, param_dtype: str, ndim: int, numel: int, h: dict, stocha
     Dense fallbacks of ``factored`` (vectors, empty tensors) use 'auto'. 'auto' is the
     parameter dtype; bf16 states then round stochastically iff ``stochastic_rounding``.
     """
+    if slot.bits:
+        return Format("bits", False)
     if is_factored(slot, ndim, numel, h):
         return Format("factored", slot.signed)
     precision = h["state_precision"]

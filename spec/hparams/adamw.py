@@ -2,6 +2,7 @@
 
 from spec.hparams.common import RUNTIME, WRITE
 from spec.hparams.core import Hyperparameter, Kind
+from spec.hparams.directions import KOURKOUTAS, MASKS, ORTHOGRAD_FEATURE, kourkoutas_constraints, mask_constraints
 from spec.hparams.features import ADEMAMIX, NESTEROV, NESTEROV_COEF, ademamix_constraints, nesterov_constraints
 from spec.hparams.storage import CONSTRAINTS as STORAGE_CONSTRAINTS
 from spec.hparams.storage import STORAGE
@@ -34,7 +35,7 @@ GROUP = {
         WRITE["lr"], BETAS, EPS, WRITE["weight_decay"], WRITE["cautious_wd"],
         USE_BIAS_CORRECTION, NESTEROV, NESTEROV_COEF, USE_ATAN2, NORMED_MOMENTUM,
     )
-} | ADEMAMIX | STORAGE
+} | ADEMAMIX | ORTHOGRAD_FEATURE | MASKS | KOURKOUTAS | STORAGE
 ALL = {**GROUP, **RUNTIME}
 
 EXP_AVG = Slot("exp_avg", signed=True, second_moment=False)  # only when betas[0] > 0
@@ -48,4 +49,7 @@ def kept_slots(h) -> tuple[Slot, ...]:
     exp_avg_slow only with AdEMAMix (AdamW, Adopt, Prodigy)."""
     return tuple(s for s, kept in zip(SLOTS, (h["betas"][0] > 0, True, h["use_AdEMAMix"])) if kept)
 
-CONSTRAINTS = (*STORAGE_CONSTRAINTS, *nesterov_constraints("betas"), *ademamix_constraints())
+CONSTRAINTS = (
+    *STORAGE_CONSTRAINTS, *nesterov_constraints("betas"), *ademamix_constraints(), *mask_constraints("betas"),
+    *kourkoutas_constraints(),
+)

@@ -13,6 +13,14 @@ from spec.hparams.adamw import (
 )
 from spec.hparams.common import RUNTIME, WRITE
 from spec.hparams.core import Hyperparameter, Kind
+from spec.hparams.directions import (
+    KOURKOUTAS,
+    MASKS,
+    ORTHOGRAD_FEATURE,
+    kourkoutas_constraints,
+    mask_constraints,
+    simplified_mask_constraints,
+)
 from spec.hparams.features import (
     ADEMAMIX,
     NESTEROV_FEATURE,
@@ -46,7 +54,7 @@ GROUP = {
         with_default(WRITE["lr"], 1e-4), with_default(BETAS, (0.9, 0.9999)), ADOPT_EPS,
         WRITE["weight_decay"], WRITE["cautious_wd"], CLIP_LAMBDA, ADOPT_ATAN2,
     )
-} | NESTEROV_FEATURE | ADEMAMIX | SIMPLIFIED_ADEMAMIX | STORAGE
+} | NESTEROV_FEATURE | ADEMAMIX | SIMPLIFIED_ADEMAMIX | ORTHOGRAD_FEATURE | MASKS | KOURKOUTAS | STORAGE
 ALL = {**GROUP, **RUNTIME}
 
 SLOTS = (EXP_AVG, EXP_AVG_SQ, EXP_AVG_SLOW)
@@ -54,4 +62,5 @@ SLOTS = (EXP_AVG, EXP_AVG_SQ, EXP_AVG_SLOW)
 CONSTRAINTS = (
     *STORAGE_CONSTRAINTS, *nesterov_constraints("betas"), *ademamix_constraints(),
     *simplified_constraints("betas", ("use_AdEMAMix", "nesterov", "use_atan2")),
+    *mask_constraints("betas"), *simplified_mask_constraints(), *kourkoutas_constraints(),
 )

@@ -19,6 +19,7 @@ class Kind(str, Enum):
     INT = "int"
     OPTIONAL_INT = "int or None"
     CHOICE = "one of"
+    OPTIONAL_CHOICE = "None or one of"
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class Hyperparameter:
     def range_text(self) -> str:
         if self.kind is Kind.BOOL:
             return "True or False"
-        if self.kind is Kind.CHOICE:
+        if self.kind in (Kind.CHOICE, Kind.OPTIONAL_CHOICE):
             return "{" + ", ".join(repr(c) for c in self.choices) + "}"
         lo = "-inf" if self.low is None else _fmt(self.low)
         hi = "inf" if self.high is None else _fmt(self.high)
@@ -81,7 +82,9 @@ class Hyperparameter:
             if not isinstance(value, bool):
                 raise bad
             return value
-        if self.kind is Kind.CHOICE:
+        if self.kind is Kind.OPTIONAL_CHOICE and value is None:
+            return None
+        if self.kind in (Kind.CHOICE, Kind.OPTIONAL_CHOICE):
             if not isinstance(value, str) or value not in self.choices:
                 raise bad
             return value

@@ -3,6 +3,14 @@
 from spec.hparams.adamw import BETAS, EXP_AVG
 from spec.hparams.common import RUNTIME, WRITE
 from spec.hparams.core import Hyperparameter, Kind
+from spec.hparams.directions import (
+    CAUTIOUS,
+    ORTHOGRAD_FEATURE,
+    PREV_SIGN,
+    SIGN_FEATURES,
+    kept_prev_sign,
+    sign_constraints,
+)
 from spec.hparams.features import with_default
 from spec.hparams.storage import CONSTRAINTS as STORAGE_CONSTRAINTS
 from spec.hparams.storage import STORAGE, no_second_moment
@@ -21,9 +29,15 @@ KAPPA_P = Hyperparameter(
 GROUP = {
     h.name: h
     for h in (with_default(WRITE["lr"], 1e-4), LION_BETAS, WRITE["weight_decay"], WRITE["cautious_wd"], KAPPA_P)
-} | STORAGE
+} | ORTHOGRAD_FEATURE | {"cautious": CAUTIOUS} | SIGN_FEATURES | STORAGE
 ALL = {**GROUP, **RUNTIME}
 
-SLOTS = (EXP_AVG,)
+SLOTS = (EXP_AVG, PREV_SIGN)
 
-CONSTRAINTS = (*STORAGE_CONSTRAINTS, no_second_moment("Lion"))
+
+def kept_slots(h) -> tuple:
+    """exp_avg always; prev_sign with freeze_on_flip (Lion and ProdigyLion)."""
+    return (EXP_AVG, *kept_prev_sign(h))
+
+
+CONSTRAINTS = (*STORAGE_CONSTRAINTS, no_second_moment("Lion"), *sign_constraints(kappa=True, normed=False))

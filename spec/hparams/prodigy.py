@@ -15,6 +15,14 @@ from spec.hparams.adamw import (
 )
 from spec.hparams.common import RUNTIME, WRITE
 from spec.hparams.core import Hyperparameter, Kind
+from spec.hparams.directions import (
+    KOURKOUTAS,
+    MASKS,
+    ORTHOGRAD_FEATURE,
+    kourkoutas_constraints,
+    mask_constraints,
+    simplified_mask_constraints,
+)
 from spec.hparams.features import (
     ADEMAMIX,
     NESTEROV_FEATURE,
@@ -76,7 +84,7 @@ GROUP = {
         shared(replace(USE_BIAS_CORRECTION, default=False, meaning="multiply d*lr by sqrt(1 - beta2^(k+1)) / "
                        "(1 - beta1^(k+1)), k the optimizer's 0-based step")), USE_ATAN2,
     )
-} | NESTEROV_FEATURE | ADEMAMIX | SIMPLIFIED_ADEMAMIX | D_ADAPTATION | STORAGE
+} | NESTEROV_FEATURE | ADEMAMIX | SIMPLIFIED_ADEMAMIX | D_ADAPTATION | ORTHOGRAD_FEATURE | MASKS | KOURKOUTAS | STORAGE
 ALL = {**GROUP, **RUNTIME}
 
 SLOTS = (EXP_AVG, EXP_AVG_SQ, EXP_AVG_SLOW)
@@ -87,4 +95,5 @@ GROUP_STATE = ("d", "d_max", "d_numerator", "k")
 CONSTRAINTS = (
     *STORAGE_CONSTRAINTS, *nesterov_constraints("betas"), *ademamix_constraints(),
     *simplified_constraints("betas", ("use_AdEMAMix", "nesterov", "use_atan2")),
+    *mask_constraints("betas"), *simplified_mask_constraints(), *kourkoutas_constraints(),
 )

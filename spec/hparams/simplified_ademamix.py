@@ -5,6 +5,7 @@ from dataclasses import replace
 from spec.hparams.adamw import BETAS, EPS, EXP_AVG, EXP_AVG_SQ, USE_BIAS_CORRECTION
 from spec.hparams.common import RUNTIME, WRITE
 from spec.hparams.core import Constraint, Hyperparameter, Kind
+from spec.hparams.directions import KOURKOUTAS, ORTHOGRAD_FEATURE, kourkoutas_constraints
 from spec.hparams.features import ALPHA_GRAD, with_default
 from spec.hparams.storage import CONSTRAINTS as STORAGE_CONSTRAINTS
 from spec.hparams.storage import STORAGE
@@ -34,7 +35,7 @@ GROUP = {
         with_default(WRITE["lr"], 1e-5), SIMPLIFIED_BETAS, EPS, WRITE["weight_decay"], WRITE["cautious_wd"],
         ALPHA_GRAD, BETA1_WARMUP, MIN_BETA1, SIMPLIFIED_BIAS_CORRECTION,
     )
-} | STORAGE
+} | ORTHOGRAD_FEATURE | KOURKOUTAS | STORAGE
 ALL = {**GROUP, **RUNTIME}
 
 SLOTS = (EXP_AVG, EXP_AVG_SQ)
@@ -44,4 +45,5 @@ CONSTRAINTS = (
     Constraint(("betas",), "the accumulator needs betas[0] > 0", lambda h: h["betas"][0] > 0),
     Constraint(("min_beta1", "beta1_warmup"), "min_beta1 only matters with a beta1_warmup",
                lambda h: h["beta1_warmup"] is not None or h["min_beta1"] == MIN_BETA1.default),
+    *kourkoutas_constraints(),
 )
