@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from fast import directions
 from spec.schedules import ademamix_alpha, ademamix_beta3
 
 ATAN2_SCALE = 4 / math.pi
@@ -27,6 +28,8 @@ class AdamFlags(NamedTuple):
     normed_momentum: bool
     ademamix: bool = False
     simplified: bool = False
+    cautious: bool = False
+    grams: bool = False
 
 
 class AdamScalars(NamedTuple):
@@ -50,11 +53,12 @@ class AdamScalars(NamedTuple):
 
 
 def make_adam_math(first_moment: bool, nesterov: bool, use_atan2: bool, normed_momentum: bool,
-                   ademamix: bool = False, simplified: bool = False):
-    """``math(G, (m, v, m2), s) -> (U, (m, v, m2))`` on compute-dtype tensors, ``s`` laid out
-    as :class:`AdamScalars`."""
+                   ademamix: bool = False, simplified: bool = False, cautious: bool = False, grams: bool = False):
+    """``math(G, (m, v, m2), s, noise) -> (U, (m, v, m2), None)`` on compute-dtype tensors, ``s``
+    laid out as :class:`AdamScalars`. Grams and Cautious rewrite the first-moment term, before
+    AdEMAMix's slow term joins it and before the normalisation (spec/directions.md)."""
 
-    def adam_math(G, states, s):
+    def adam_math(G, states, s, noise=None):
         m, v, m2 = states if len(states) == 3 else (*states, None)  # SimplifiedAdEMAMix keeps no m2
         (step_size, beta1, a1, beta2, a2, sqrt_bc2, eps, c, one_m_c, g_scale, beta3, one_m_beta3, alpha,
          alpha_grad) = s.unbind(0)
@@ -74,6 +78,10 @@ def make_adam_math(first_moment: bool, nesterov: bool, use_atan2: bool, normed_m
             n = c * m_new + one_m_c * x if nesterov else m_new
         else:
             n = x
+        if grams:
+            n = directions.grams(n, G)
+        if cautious:
+            n = directions.cautious(n, G)
         if simplified:
             n = m_new + alpha_grad * x
         m2_new = None
@@ -81,7 +89,7 @@ def make_adam_math(first_moment: bool, nesterov: bool, use_atan2: bool, normed_m
             m2_new = beta3 * m2 + one_m_beta3 * x
             n = n + alpha * m2_new
         U = step_size * (n if normed_momentum else normalise(n))
-        return U, (m_new, v_new, m2_new)
+        return U, (m_new, v_new, m2_new), None
 
     return adam_math
 
@@ -89,7 +97,7 @@ def make_adam_math(first_moment: bool, nesterov: bool, use_atan2: bool, normed_m
 def adam_flags(group: Mapping[str, Any]) -> AdamFlags:
     return AdamFlags(group["betas"][0] > 0, group["nesterov"], group["use_atan2"],
                      group.get("normed_momentum", False), group.get("use_AdEMAMix", False),
-                     group.get("Simplified_AdEMAMix", False))
+                     group.get("Simplified_AdEMAMix", False), group.get("cautious", False), group.get("grams", False))
 
 
 def scale_invariant_eps(eps: float | None, numel: int) -> float:

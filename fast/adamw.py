@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 import torch
@@ -17,8 +17,7 @@ from fast.adam_math import (
     scale_invariant_eps,
 )
 from fast.optimizer import FastOptimizer, constructor_arguments
-from spec.hparams.adamw import CONSTRAINTS, GROUP, SLOTS, kept_slots
-from spec.hparams.common import RUNTIME
+from spec.hparams.adamw import CONSTRAINTS, GROUP, RUNTIME, SLOTS, kept_slots
 
 
 class AdamW(FastOptimizer):
@@ -150,23 +149,33 @@ class AdamW(FastOptimizer):
         alpha: float = GROUP["alpha"].default,
         t_alpha: int | None = GROUP["t_alpha"].default,
         t_beta3: int | None = GROUP["t_beta3"].default,
+        orthograd: str | None = GROUP["orthograd"].default,
+        cautious: bool = GROUP["cautious"].default,
+        grams: bool = GROUP["grams"].default,
+        kourkoutas_beta: bool = GROUP["kourkoutas_beta"].default,
+        beta2_min: float = GROUP["beta2_min"].default,
+        ema_alpha: float = GROUP["ema_alpha"].default,
+        tiny_spike: float = GROUP["tiny_spike"].default,
+        k_warmup_steps: int = GROUP["k_warmup_steps"].default,
         state_precision: str = GROUP["state_precision"].default,
         factored_2nd: bool = GROUP["factored_2nd"].default,
         vector_reshape: bool = GROUP["vector_reshape"].default,
         stochastic_rounding: bool = RUNTIME["stochastic_rounding"].default,
         seed: int = RUNTIME["seed"].default,
         compiled_optimizer: bool = RUNTIME["compiled_optimizer"].default,
+        layer_key_fn: Callable[[torch.Tensor], Hashable] | None = RUNTIME["layer_key_fn"].default,
     ) -> None:
         super().__init__(params, **constructor_arguments(locals()))
 
     def _update(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict) -> None:
         t = state.get("step", 0) + 1
-        self._run_step(p, grad, group, state, make_adam_math, adam_flags(group), self._step_scalars(group, t, p))
+        self._run_step(p, grad, group, state, make_adam_math, adam_flags(group), self._step_scalars(group, t, p, state))
 
-    def _step_scalars(self, group: dict[str, Any], t: int, p: torch.Tensor) -> torch.Tensor:
-        beta1, beta2 = group["betas"]
+    def _step_scalars(self, group: dict[str, Any], t: int, p: torch.Tensor, state: dict) -> torch.Tensor:
+        beta1 = group["betas"][0]
+        beta2, bc2 = self.beta2_and_bc2(p, group, state, t)
         lr = group["lr"]
-        bc1, bc2 = (1 - beta1**t, 1 - beta2**t) if group["use_bias_correction"] else (1.0, 1.0)
+        bc1, bc2 = (1 - beta1**t, bc2) if group["use_bias_correction"] else (1.0, 1.0)
         c = beta1 if group["nesterov_coef"] is None else group["nesterov_coef"]
         scale = ATAN2_SCALE if group["use_atan2"] else 1.0
         values = AdamScalars(

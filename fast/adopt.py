@@ -2,35 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 import torch
 
+from fast import directions
 from fast.adam_math import ATAN2_SCALE, ademamix_scalars, scale_invariant_eps
 from fast.optimizer import FastOptimizer, constructor_arguments
-from spec.hparams.adopt import CONSTRAINTS, GROUP, SLOTS, kept_slots
-from spec.hparams.common import RUNTIME
+from spec.hparams.adopt import CONSTRAINTS, GROUP, RUNTIME, SLOTS, kept_slots
 from spec.schedules import simplified_lr
 
 
 def make_adopt_math(first_moment: bool, first_step: bool, use_atan2: bool, clip: bool, nesterov: bool,
-                    ademamix: bool, simplified: bool):
-    """``math(G, (m, v, m2), s) -> (U, (m, v, m2))``; ``s`` = [step_size, beta1, a1, beta2,
+                    ademamix: bool, simplified: bool, cautious: bool = False, grams: bool = False):
+    """``math(G, (m, v, m2), s, noise) -> (U, (m, v, m2), None)``; ``s`` = [step_size, beta1, a1, beta2,
     1-beta2, eps, clip, c, 1-c, beta3, 1-beta3, alpha, alpha_grad].
 
     v starts as g^2: without atan2 that is the first step's only effect (no update, no decay);
     with atan2 the first step is a real step from that v.
     """
 
-    def adopt_math(G, states, s):
+    def adopt_math(G, states, s, noise=None):
         m, v, m2 = states
         (step_size, beta1, a1, beta2, one_m_beta2, eps, clip_value, c, one_m_c, beta3, one_m_beta3, alpha,
          alpha_grad) = s.unbind(0)
         if first_step:
             v = G * G
             if not use_atan2:
-                return torch.zeros_like(G), (m, v, m2)
+                return torch.zeros_like(G), (m, v, m2), None
         sqrt_v = v.sqrt()
         if use_atan2:
             x = torch.atan2(G, sqrt_v)
@@ -44,12 +44,16 @@ def make_adopt_math(first_moment: bool, first_step: bool, use_atan2: bool, clip:
             n = c * m_new + one_m_c * x if nesterov else m_new
         else:
             n = x
+        if grams:
+            n = directions.grams(n, G)
+        if cautious:
+            n = directions.cautious(n, G)
         if simplified:
             n = m_new + alpha_grad * x
         if ademamix:
             m2_new = beta3 * m2 + one_m_beta3 * x
             n = n + alpha * m2_new
-        return step_size * n, (m_new, beta2 * v + one_m_beta2 * G * G, m2_new)
+        return step_size * n, (m_new, beta2 * v + one_m_beta2 * G * G, m2_new), None
 
     return adopt_math
 
@@ -156,18 +160,28 @@ class Adopt(FastOptimizer):
         t_beta3: int | None = GROUP["t_beta3"].default,
         Simplified_AdEMAMix: bool = GROUP["Simplified_AdEMAMix"].default,
         alpha_grad: float = GROUP["alpha_grad"].default,
+        orthograd: str | None = GROUP["orthograd"].default,
+        cautious: bool = GROUP["cautious"].default,
+        grams: bool = GROUP["grams"].default,
+        kourkoutas_beta: bool = GROUP["kourkoutas_beta"].default,
+        beta2_min: float = GROUP["beta2_min"].default,
+        ema_alpha: float = GROUP["ema_alpha"].default,
+        tiny_spike: float = GROUP["tiny_spike"].default,
+        k_warmup_steps: int = GROUP["k_warmup_steps"].default,
         state_precision: str = GROUP["state_precision"].default,
         factored_2nd: bool = GROUP["factored_2nd"].default,
         vector_reshape: bool = GROUP["vector_reshape"].default,
         stochastic_rounding: bool = RUNTIME["stochastic_rounding"].default,
         seed: int = RUNTIME["seed"].default,
         compiled_optimizer: bool = RUNTIME["compiled_optimizer"].default,
+        layer_key_fn: Callable[[torch.Tensor], Hashable] | None = RUNTIME["layer_key_fn"].default,
     ) -> None:
         super().__init__(params, **constructor_arguments(locals()))
 
     def _update(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict) -> None:
         t = state.get("step", 0) + 1
-        beta1, beta2 = group["betas"]
+        beta1 = group["betas"][0]
+        beta2, _ = self.beta2_and_bc2(p, group, state, t)
         lr, q, atan2 = group["lr"], group["clip_lambda"], group["use_atan2"]
         simplified = group["Simplified_AdEMAMix"]
         step_size = simplified_lr(lr, beta1, t, group["alpha_grad"]) if simplified else lr
@@ -180,6 +194,6 @@ class Adopt(FastOptimizer):
             ademamix["one_m_beta3"], ademamix["alpha"], group["alpha_grad"],
         )
         flags = (beta1 > 0, t == 1, atan2, q is not None and not atan2, group["nesterov"], group["use_AdEMAMix"],
-                 simplified)
+                 simplified, group["cautious"], group["grams"])
         self._run_step(p, grad, group, state, make_adopt_math, flags,
                        self.scalars(p, step_size * group["weight_decay"], values), decay=t > 1 or atan2)

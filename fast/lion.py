@@ -8,9 +8,10 @@ from typing import Any
 
 import torch
 
+from fast.directions import NO_SIGN_FEATURES, SignFlags, sign_pipeline
 from fast.optimizer import FastOptimizer, constructor_arguments
 from spec.hparams.common import RUNTIME
-from spec.hparams.lion import CONSTRAINTS, GROUP, SLOTS
+from spec.hparams.lion import CONSTRAINTS, GROUP, SLOTS, kept_slots
 
 NORM_FLOOR = 1e-12
 
@@ -20,29 +21,43 @@ def kappa_mode(kappa: float) -> str:
     return "sign" if kappa == 1.0 else "l2" if kappa == 2.0 else "power"
 
 
-def make_lion_math(mode: str):
-    """``math(G, (m,), s) -> (U, (m,))``; ``s`` = [step_size, beta1, 1-beta1, beta2, 1-beta2,
-    g_scale, kappa, sqrt(numel)]. ``g_scale`` is ProdigyLion's d (1 for Lion)."""
+def make_lion_math(mode: str, flags: SignFlags = NO_SIGN_FEATURES):
+    """``math(G, (m, prev), s, noise) -> (U, (m, bits), ell)``; ``s`` = [step_size, beta1, 1-beta1,
+    beta2, 1-beta2, g_scale, kappa, sqrt(numel), have_prev]. ``g_scale`` is ProdigyLion's d (1 for
+    Lion); ``prev``/``bits`` are freeze-on-flip's previous and new signs (None without it)."""
 
-    def lion_math(G, states, s):
-        (m,) = states
-        step_size, beta1, one_m_beta1, beta2, one_m_beta2, g_scale, kappa, sqrt_n = s.unbind(0)
-        G = g_scale * G
-        c = beta1 * m + one_m_beta1 * G
-        if mode == "sign":
-            direction = torch.sign(c)
-        else:
+    def lion_math(G, states, s, noise=None):
+        m, prev = states
+        step_size, beta1, one_m_beta1, beta2, one_m_beta2, g_scale, kappa, sqrt_n, have_prev = s.unbind(0)
+        Gd = g_scale * G
+        c = beta1 * m + one_m_beta1 * Gd
+        direction = None
+        if mode != "sign":
             x = c if mode == "l2" else torch.sign(c) * c.abs().pow(kappa - 1)
             # A whole-tensor norm: the only reduction in the step, needed only for kappa != 1.
             direction = x / torch.linalg.vector_norm(x).clamp_min(NORM_FLOOR) * sqrt_n
-        return step_size * direction, (beta2 * m + one_m_beta2 * G,)
+        direction, ell, bits = sign_pipeline(c, G, flags, noise, prev, have_prev, direction)
+        return step_size * direction, (beta2 * m + one_m_beta2 * Gd, bits), ell
 
     return lion_math
 
 
-def lion_values(step_size: float, betas: tuple[float, float], g_scale: float, kappa: float, numel: int):
+def lion_values(step_size: float, betas: tuple[float, float], g_scale: float, kappa: float, numel: int,
+                t: int = 1):
     beta1, beta2 = betas
-    return (step_size, beta1, 1 - beta1, beta2, 1 - beta2, g_scale, kappa, math.sqrt(max(numel, 1)))
+    return (step_size, beta1, 1 - beta1, beta2, 1 - beta2, g_scale, kappa, math.sqrt(max(numel, 1)),
+            1.0 if t > 1 else 0.0)
+
+
+def lion_flags(group: dict[str, Any], p: torch.Tensor) -> tuple:
+    """The static flags of the Lion kernel for ``p`` under ``group``."""
+    return (kappa_mode(group["kappa_p"]), sign_flags(group, p, cautious=group["cautious"]))
+
+
+def sign_flags(group: dict[str, Any], p: torch.Tensor, cautious: bool = False) -> SignFlags:
+    matrix = any(group[k] for k in ("stochastic_sign", "projected_adaptivity"))
+    return SignFlags(cautious, group["stochastic_sign"], group["freeze_on_flip"], group["projected_adaptivity"],
+                     p.shape[0] if matrix and p.dim() >= 2 else 0)
 
 
 class Lion(FastOptimizer):
@@ -108,6 +123,7 @@ class Lion(FastOptimizer):
     RUNTIME = RUNTIME
     CONSTRAINTS = CONSTRAINTS
     SLOTS = SLOTS
+    KEPT_SLOTS = staticmethod(kept_slots)
 
     def __init__(
         self,
@@ -117,6 +133,11 @@ class Lion(FastOptimizer):
         weight_decay: float = GROUP["weight_decay"].default,
         cautious_wd: bool = GROUP["cautious_wd"].default,
         kappa_p: float = GROUP["kappa_p"].default,
+        orthograd: str | None = GROUP["orthograd"].default,
+        cautious: bool = GROUP["cautious"].default,
+        stochastic_sign: bool = GROUP["stochastic_sign"].default,
+        freeze_on_flip: bool = GROUP["freeze_on_flip"].default,
+        projected_adaptivity: bool = GROUP["projected_adaptivity"].default,
         state_precision: str = GROUP["state_precision"].default,
         factored_2nd: bool = GROUP["factored_2nd"].default,
         vector_reshape: bool = GROUP["vector_reshape"].default,
@@ -128,6 +149,6 @@ class Lion(FastOptimizer):
 
     def _update(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict) -> None:
         lr = group["lr"]
-        values = lion_values(lr, group["betas"], 1.0, group["kappa_p"], p.numel())
-        self._run_step(p, grad, group, state, make_lion_math, (kappa_mode(group["kappa_p"]),),
+        values = lion_values(lr, group["betas"], 1.0, group["kappa_p"], p.numel(), state.get("step", 0) + 1)
+        self._run_step(p, grad, group, state, make_lion_math, lion_flags(group, p),
                        self.scalars(p, lr * group["weight_decay"], values))

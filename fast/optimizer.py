@@ -11,6 +11,8 @@ import torch
 
 from fast import compile as kernels
 from fast import storage
+from fast.directions import make_orthograd_kernel
+from fast.kourkoutas import Kourkoutas
 from fast.rounding import draw_bits
 from fast.step import MathFactory, make_column_kernel, make_step_kernel
 from fast.write import WriteMode, compute_dtype, write_mode
@@ -22,6 +24,21 @@ RNG_KEY = "rng"
 # one value cannot be loaded under another.
 STORAGE_KEYS = ("state_precision", "factored_2nd", "vector_reshape")
 DTYPE_NAMES = {v: k for k, v in storage.DTYPES.items()}
+
+
+def matrix_rows(p: torch.Tensor) -> int:
+    """shape[0] of a tensor with >= 2 dims (the matrix features' (rows, -1) view), else 0."""
+    return p.shape[0] if p.dim() >= 2 else 0
+
+
+def orthograd_gradient(p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], compiled: bool) -> torch.Tensor:
+    """OrthoGrad's g' as a new tensor in the compute dtype (``grad`` when OrthoGrad is off or
+    ``p`` is empty), for optimizers whose statistics read it outside the step kernel."""
+    mode = group.get("orthograd")
+    if mode is None or p.numel() == 0:
+        return grad
+    fn = kernels.kernel(make_orthograd_kernel, (mode, matrix_rows(p)), compiled)
+    return fn(p.detach().reshape(-1), grad.reshape(-1)).view(grad.shape)
 
 
 def constructor_arguments(local: dict[str, Any]) -> dict[str, Any]:
@@ -62,7 +79,12 @@ class FastOptimizer(torch.optim.Optimizer):
         defaults = {name: self.HYPERPARAMETERS[name].validate(v) for name, v in values.items()}
         self._generators: dict[str, torch.Generator] = {}
         self._scalars: dict[tuple, torch.Tensor] = {}
+        self._kourkoutas: Kourkoutas | None = None
         super().__init__(params, defaults)
+        if getattr(self, "layer_key_fn", None) is not None and not any(
+                g.get("kourkoutas_beta", False) for g in self.param_groups):
+            raise ValueError(f"Contradictory arguments layer_key_fn={self.layer_key_fn!r}, kourkoutas_beta=False: "
+                             "layer_key_fn groups tensors for Kourkoutas-beta; no param group enables it")
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
@@ -83,6 +105,7 @@ class FastOptimizer(torch.optim.Optimizer):
         except (TypeError, ValueError):
             self.param_groups.pop()
             raise
+        self._kourkoutas = None  # the buckets are rebuilt with the new group
 
     # -- randomness -------------------------------------------------------------------------
     def generator(self, device: torch.device) -> torch.Generator:
@@ -141,11 +164,33 @@ class FastOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    self.step_parameter(p, group)
+        kourkoutas = self._kourkoutas_buckets()
+        if kourkoutas is not None:
+            kourkoutas.prepare()
+        try:
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        self.step_parameter(p, group)
+        finally:
+            if kourkoutas is not None:
+                kourkoutas.finish()
         return loss
+
+    def _kourkoutas_buckets(self) -> Kourkoutas | None:
+        if not any(g.get("kourkoutas_beta", False) for g in self.param_groups):
+            return None
+        if self._kourkoutas is None:
+            self._kourkoutas = Kourkoutas(self, getattr(self, "layer_key_fn", None))
+        return self._kourkoutas
+
+    def beta2_and_bc2(self, p: torch.Tensor, group: dict[str, Any], state: dict, t: int) -> tuple[float, float]:
+        """This step's beta2 of ``p`` and the bias correction 1 - prod(beta2) of its second
+        moment: Kourkoutas-beta's dynamic values, else betas[1] and 1 - betas[1]^t."""
+        beta2 = group["betas"][1]
+        if not group.get("kourkoutas_beta", False):
+            return beta2, 1 - beta2**t
+        return self._kourkoutas_buckets().beta2(p, group, state, t)
 
     @torch.no_grad()
     def step_parameter(self, p: torch.Tensor, group: dict[str, Any]) -> None:
@@ -191,11 +236,13 @@ class FastOptimizer(torch.optim.Optimizer):
     def _run_step(
         self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict,
         make_math: MathFactory, math_flags: tuple, scalars: torch.Tensor, decay: bool = True,
+        ortho: bool = True,
     ) -> None:
         """Initialise the states if needed, advance ``step`` and run the fused kernel.
 
         ``scalars[0]`` must be lr * weight_decay; the rest go to the optimizer's math.
-        ``decay=False`` skips weight decay this step (Adopt's initialising first step).
+        ``decay=False`` skips weight decay this step (Adopt's initialising first step);
+        ``ortho=False``: the caller has applied OrthoGrad to ``grad`` already.
         """
         formats = self.formats(p, group)
         if "step" not in state:
@@ -209,10 +256,11 @@ class FastOptimizer(torch.optim.Optimizer):
         mode = write_mode(p.dtype, self.stochastic_rounding)
         factored = [f is not None and f.kind == "factored" for f in formats]
         shape = storage.working_shape(p.numel(), any(factored))
+        pre = (group.get("orthograd") if ortho else None, matrix_rows(p))
         fn = kernels.kernel(
             make_step_kernel,
             (make_math, tuple(math_flags), formats, decay and group["weight_decay"] > 0, group["cautious_wd"], mode,
-             p.dtype),
+             p.dtype, pre),
             self.compiled_optimizer,
             static_shape=shape if any(factored) else None,
         )
@@ -221,17 +269,18 @@ class FastOptimizer(torch.optim.Optimizer):
             for slot, f in zip(self.SLOTS, formats)
         )
         param_bits = self.draw(p, "param") if mode is WriteMode.STOCHASTIC else None
+        noise = self.draw(p, "sign").view(shape) if group.get("stochastic_sign", False) and p.dim() >= 2 else None
         bits = (param_bits, *(
             self.draw(p, slot.name) if f is not None and storage.needs_bits(f) else None
             for slot, f in zip(self.SLOTS, formats)
-        ))
+        ), noise)
         flat = p.view(shape) if p.is_contiguous() else p.contiguous().view(shape)
         g = grad.reshape(shape)
         sums = (None,) * len(formats)
         if any(factored):  # before the step kernel: it reads the old states and parameter
-            reduce = kernels.kernel(make_column_kernel, (make_math, tuple(math_flags), formats, p.dtype),
+            reduce = kernels.kernel(make_column_kernel, (make_math, tuple(math_flags), formats, p.dtype, pre),
                                     self.compiled_optimizer, static_shape=shape)
-            sums = reduce(flat, g, stored, scalars)
+            sums = reduce(flat, g, stored, scalars, noise)
         fn(flat, g, stored, scalars, bits)
         if flat.data_ptr() != p.data_ptr():
             p.copy_(flat.view_as(p))

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 import torch
 
 from fast.adam_math import ATAN2_SCALE, AdamScalars, adam_flags, ademamix_scalars, make_adam_math, scale_invariant_eps
 from fast.d_adaptation import DAdaptation
-from fast.optimizer import constructor_arguments
-from spec.hparams.common import RUNTIME
-from spec.hparams.prodigy import CONSTRAINTS, GROUP, SLOTS, kept_slots
+from fast.optimizer import constructor_arguments, orthograd_gradient
+from spec.hparams.prodigy import CONSTRAINTS, GROUP, RUNTIME, SLOTS, kept_slots
 from spec.schedules import simplified_lr
 
 
@@ -135,6 +134,14 @@ class Prodigy(DAdaptation):
         t_beta3: int | None = GROUP["t_beta3"].default,
         Simplified_AdEMAMix: bool = GROUP["Simplified_AdEMAMix"].default,
         alpha_grad: float = GROUP["alpha_grad"].default,
+        orthograd: str | None = GROUP["orthograd"].default,
+        cautious: bool = GROUP["cautious"].default,
+        grams: bool = GROUP["grams"].default,
+        kourkoutas_beta: bool = GROUP["kourkoutas_beta"].default,
+        beta2_min: float = GROUP["beta2_min"].default,
+        ema_alpha: float = GROUP["ema_alpha"].default,
+        tiny_spike: float = GROUP["tiny_spike"].default,
+        k_warmup_steps: int = GROUP["k_warmup_steps"].default,
         beta3: float | None = GROUP["beta3"].default,
         d0: float = GROUP["d0"].default,
         d_coef: float = GROUP["d_coef"].default,
@@ -149,14 +156,17 @@ class Prodigy(DAdaptation):
         stochastic_rounding: bool = RUNTIME["stochastic_rounding"].default,
         seed: int = RUNTIME["seed"].default,
         compiled_optimizer: bool = RUNTIME["compiled_optimizer"].default,
+        layer_key_fn: Callable[[torch.Tensor], Hashable] | None = RUNTIME["layer_key_fn"].default,
     ) -> None:
         super().__init__(params, **constructor_arguments(locals()))
 
     def _update(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict) -> None:
         dlr = self.dlr(group)
+        grad = orthograd_gradient(p, grad, group, self.compiled_optimizer)
         self.statistics(p, grad, group, state, dlr)
         t = state.get("step", 0) + 1
-        beta1, beta2 = group["betas"]
+        beta1 = group["betas"][0]
+        beta2, _ = self.beta2_and_bc2(p, group, state, t)  # d*lr*bc keeps the static beta2
         d = group["d"]
         simplified = group["Simplified_AdEMAMix"]
         lr_eff = simplified_lr(dlr, beta1, t, group["alpha_grad"]) if simplified else dlr
@@ -168,4 +178,4 @@ class Prodigy(DAdaptation):
             **ademamix_scalars(group, t, bc1), alpha_grad=group["alpha_grad"],
         )
         self._run_step(p, grad, group, state, make_adam_math, adam_flags(group),
-                       self.scalars(p, lr_eff * group["weight_decay"], values))
+                       self.scalars(p, lr_eff * group["weight_decay"], values), ortho=False)

@@ -8,10 +8,10 @@ from typing import Any
 import torch
 
 from fast.d_adaptation import DAdaptation
-from fast.lion import kappa_mode, lion_values, make_lion_math
-from fast.optimizer import constructor_arguments
+from fast.lion import lion_flags, lion_values, make_lion_math
+from fast.optimizer import constructor_arguments, orthograd_gradient
 from spec.hparams.common import RUNTIME
-from spec.hparams.prodigy_lion import CONSTRAINTS, GROUP, SLOTS
+from spec.hparams.prodigy_lion import CONSTRAINTS, GROUP, SLOTS, kept_slots
 
 
 class ProdigyLion(DAdaptation):
@@ -80,6 +80,7 @@ class ProdigyLion(DAdaptation):
     RUNTIME = RUNTIME
     CONSTRAINTS = CONSTRAINTS
     SLOTS = SLOTS
+    KEPT_SLOTS = staticmethod(kept_slots)
     USES_BIAS_CORRECTION = False
 
     def __init__(
@@ -90,6 +91,11 @@ class ProdigyLion(DAdaptation):
         weight_decay: float = GROUP["weight_decay"].default,
         cautious_wd: bool = GROUP["cautious_wd"].default,
         kappa_p: float = GROUP["kappa_p"].default,
+        orthograd: str | None = GROUP["orthograd"].default,
+        cautious: bool = GROUP["cautious"].default,
+        stochastic_sign: bool = GROUP["stochastic_sign"].default,
+        freeze_on_flip: bool = GROUP["freeze_on_flip"].default,
+        projected_adaptivity: bool = GROUP["projected_adaptivity"].default,
         beta3: float | None = GROUP["beta3"].default,
         d0: float = GROUP["d0"].default,
         d_coef: float = GROUP["d_coef"].default,
@@ -109,7 +115,8 @@ class ProdigyLion(DAdaptation):
 
     def _update(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict) -> None:
         dlr = self.dlr(group)
+        grad = orthograd_gradient(p, grad, group, self.compiled_optimizer)
         self.statistics(p, grad, group, state, dlr)
-        values = lion_values(dlr, group["betas"], group["d"], group["kappa_p"], p.numel())
-        self._run_step(p, grad, group, state, make_lion_math, (kappa_mode(group["kappa_p"]),),
-                       self.scalars(p, dlr * group["weight_decay"], values))
+        values = lion_values(dlr, group["betas"], group["d"], group["kappa_p"], p.numel(), state.get("step", 0) + 1)
+        self._run_step(p, grad, group, state, make_lion_math, lion_flags(group, p),
+                       self.scalars(p, dlr * group["weight_decay"], values), ortho=False)

@@ -7,30 +7,39 @@ from typing import Any
 
 import torch
 
+from fast.directions import NO_SIGN_FEATURES, SignFlags, sign_pipeline
+from fast.lion import sign_flags
 from fast.optimizer import FastOptimizer, constructor_arguments
 from spec.hparams.common import RUNTIME
 from spec.hparams.signsgd import CONSTRAINTS, GROUP, SLOTS, kept_slots
 
 
-def make_signsgd_math(momentum: bool, nesterov: bool, normed_momentum: bool, simplified: bool):
-    """``math(G, (m,), s) -> (U, (m,))``; ``s`` = [lr, mu, a, c, 1-c, alpha_grad] with ``a`` the
-    weight of the new term (1 - mu, or 1 for the Simplified AdEMAMix accumulator)."""
+def make_signsgd_math(momentum: bool, nesterov: bool, normed_momentum: bool, simplified: bool,
+                      flags: SignFlags = NO_SIGN_FEATURES):
+    """``math(G, (m, prev), s, noise) -> (U, (m, bits), ell)``; ``s`` = [lr, mu, a, c, 1-c,
+    alpha_grad, have_prev] with ``a`` the weight of the new term (1 - mu, or 1 for the Simplified
+    AdEMAMix accumulator). The sign features act on the raw direction x that is signed."""
 
-    def signsgd_math(G, states, s):
-        (m,) = states
-        lr, mu, a, c, one_m_c, alpha_grad = s.unbind(0)
+    def signsgd_math(G, states, s, noise=None):
+        m, prev = states
+        lr, mu, a, c, one_m_c, alpha_grad, have_prev = s.unbind(0)
         x = torch.sign(G) if normed_momentum else G
+        m_new = None
         if not momentum:
-            return lr * torch.sign(x), (None,)
-        m_new = mu * m + a * x
-        if simplified:
-            n = m_new + alpha_grad * x
-        elif nesterov:
-            # Normed momentum mixes sign(g) at the magnitude of the previous momentum (adv_optm).
-            n = c * m_new + one_m_c * (m.abs() * x if normed_momentum else x)
+            n = x
         else:
-            n = m_new
-        return lr * (n if normed_momentum else torch.sign(n)), (m_new,)
+            m_new = mu * m + a * x
+            if simplified:
+                n = m_new + alpha_grad * x
+            elif nesterov:
+                # Normed momentum mixes sign(g) at the magnitude of the previous momentum (adv_optm).
+                n = c * m_new + one_m_c * (m.abs() * x if normed_momentum else x)
+            else:
+                n = m_new
+        if normed_momentum:
+            return lr * n, (m_new, None), None
+        direction, ell, bits = sign_pipeline(n, G, flags, noise, prev, have_prev)
+        return lr * direction, (m_new, bits), ell
 
     return signsgd_math
 
@@ -117,6 +126,10 @@ class SignSGD(FastOptimizer):
         nesterov_coef: float | None = GROUP["nesterov_coef"].default,
         Simplified_AdEMAMix: bool = GROUP["Simplified_AdEMAMix"].default,
         alpha_grad: float = GROUP["alpha_grad"].default,
+        orthograd: str | None = GROUP["orthograd"].default,
+        stochastic_sign: bool = GROUP["stochastic_sign"].default,
+        freeze_on_flip: bool = GROUP["freeze_on_flip"].default,
+        projected_adaptivity: bool = GROUP["projected_adaptivity"].default,
         state_precision: str = GROUP["state_precision"].default,
         factored_2nd: bool = GROUP["factored_2nd"].default,
         vector_reshape: bool = GROUP["vector_reshape"].default,
@@ -130,7 +143,8 @@ class SignSGD(FastOptimizer):
         mu, lr = group["momentum"], group["lr"]
         c = mu if group["nesterov_coef"] is None else group["nesterov_coef"]
         a = 1.0 if group["Simplified_AdEMAMix"] else 1 - mu
-        flags = (mu > 0, group["nesterov"], group["normed_momentum"], group["Simplified_AdEMAMix"])
-        values = (lr, mu, a, c, 1 - c, group["alpha_grad"])
+        flags = (mu > 0, group["nesterov"], group["normed_momentum"], group["Simplified_AdEMAMix"],
+                 sign_flags(group, p))
+        values = (lr, mu, a, c, 1 - c, group["alpha_grad"], 1.0 if state.get("step", 0) > 0 else 0.0)
         self._run_step(p, grad, group, state, make_signsgd_math, flags,
                        self.scalars(p, lr * group["weight_decay"], values))

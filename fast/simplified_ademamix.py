@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 import torch
 
 from fast.adam_math import AdamFlags, AdamScalars, make_adam_math, scale_invariant_eps
 from fast.optimizer import FastOptimizer, constructor_arguments
-from spec.hparams.common import RUNTIME
-from spec.hparams.simplified_ademamix import CONSTRAINTS, GROUP, SLOTS
+from spec.hparams.simplified_ademamix import CONSTRAINTS, GROUP, RUNTIME, SLOTS
 from spec.schedules import simplified_beta1, simplified_lr
 
 FLAGS = AdamFlags(first_moment=True, nesterov=False, use_atan2=False, normed_momentum=False, simplified=True)
@@ -95,19 +94,26 @@ class SimplifiedAdEMAMix(FastOptimizer):
         beta1_warmup: int | None = GROUP["beta1_warmup"].default,
         min_beta1: float = GROUP["min_beta1"].default,
         use_bias_correction: bool = GROUP["use_bias_correction"].default,
+        orthograd: str | None = GROUP["orthograd"].default,
+        kourkoutas_beta: bool = GROUP["kourkoutas_beta"].default,
+        beta2_min: float = GROUP["beta2_min"].default,
+        ema_alpha: float = GROUP["ema_alpha"].default,
+        tiny_spike: float = GROUP["tiny_spike"].default,
+        k_warmup_steps: int = GROUP["k_warmup_steps"].default,
         state_precision: str = GROUP["state_precision"].default,
         factored_2nd: bool = GROUP["factored_2nd"].default,
         vector_reshape: bool = GROUP["vector_reshape"].default,
         stochastic_rounding: bool = RUNTIME["stochastic_rounding"].default,
         seed: int = RUNTIME["seed"].default,
         compiled_optimizer: bool = RUNTIME["compiled_optimizer"].default,
+        layer_key_fn: Callable[[torch.Tensor], Hashable] | None = RUNTIME["layer_key_fn"].default,
     ) -> None:
         super().__init__(params, **constructor_arguments(locals()))
 
     def _update(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict) -> None:
         t = state.get("step", 0) + 1
         beta1 = simplified_beta1(t, group)
-        beta2 = group["betas"][1]
+        beta2, _ = self.beta2_and_bc2(p, group, state, t)  # den's recursion is the product itself
         if group["use_bias_correction"]:
             num = beta1 * state.get("num_sum", 0.0) + 1.0
             den = beta2 * state.get("den_sum", 0.0) + (1.0 - beta2)

@@ -2,9 +2,11 @@
 math -> encode states -> weight decay and the parameter write, as one kernel.
 
 An optimizer supplies only its math, ``make_math(*flags)`` returning
-``math(G, states, s) -> (U, new_states)`` on flat compute-dtype tensors, where ``U`` already
-contains the learning rate and ``s`` are its scalars (the kernel's scalars after the first,
-which is lr * weight_decay). Storage formats, stochastic rounding
+``math(G, states, s, noise) -> (U, new_states, ell)`` on compute-dtype tensors in the working
+shape, where ``U`` already contains the learning rate, ``s`` are its scalars (the kernel's
+scalars after the first, which is lr * weight_decay), ``noise`` the stochastic sign's 16-bit
+draws (or None) and ``ell`` None or projected adaptivity's scale of the weight decay. OrthoGrad
+runs here, before the math, for every optimizer. Storage formats, stochastic rounding
 and the write compose with every optimizer without being written again.
 """
 
@@ -16,6 +18,7 @@ from typing import Any
 import torch
 
 from fast import storage
+from fast.directions import orthograd
 from fast.write import WriteMode, new_param, store
 from spec.storage_layout import Format
 
@@ -30,12 +33,14 @@ def make_step_kernel(
     cautious_wd: bool,
     mode: WriteMode,
     dtype: torch.dtype,  # only a cache key: one compiled graph per parameter dtype
+    ortho: tuple[str | None, int] = (None, 0),
 ):
     """``kernel(p, g, stored, s, bits)`` for ``p`` and ``g`` in the working shape; ``s[0]`` =
     lr * wd.
 
     ``stored[i]``/``bits[i + 1]`` belong to ``formats[i]`` (None for a state the optimizer
-    does not keep); ``bits[0]`` are the parameter's stochastic-rounding draws. Factored states
+    does not keep); ``bits[0]`` are the parameter's stochastic-rounding draws and ``bits[-1]`` the
+    stochastic sign's (or None); ``ortho`` is OrthoGrad's (mode, rows). Factored states
     get nothing here: their factors and signs come from ``make_column_kernel``, run before this
     kernel on the same inputs, so that this kernel has no reduction.
     """
@@ -44,18 +49,20 @@ def make_step_kernel(
     def step_kernel(p, g, stored, s, bits):
         # p, g and every full-size tensor share one working shape (storage.working_shape),
         # viewed outside the graph so that inductor emits one loop nest and no copies.
-        U, new_states = math(g.to(s.dtype), _decoded(formats, stored, p, s.dtype), s[1:])
+        P = p.to(s.dtype)
+        G = orthograd(P, g.to(s.dtype), *ortho)
+        U, new_states, ell = math(G, _decoded(formats, stored, p, s.dtype), s[1:], bits[-1])
         for f, t, x, b in zip(formats, stored, new_states, bits[1:]):
             if f is not None:
                 storage.encode(f, x, t, b)
-        P = new_param(p.to(s.dtype), U, s[0], decay=decay, cautious=cautious_wd)
+        P = new_param(P, U, s[0], decay=decay, cautious=cautious_wd, scale=ell)
         p.copy_(store(P, p.dtype, mode, None if bits[0] is None else bits[0].view(p.shape)))
 
     return step_kernel
 
 
 def make_column_kernel(make_math: MathFactory, math_flags: tuple, formats: tuple[Format | None, ...],
-                       dtype: torch.dtype):
+                       dtype: torch.dtype, ortho: tuple[str | None, int] = (None, 0)):
     """``kernel(p, g, stored, s) -> sums``: for each factored state, ``storage.factor_sums`` of
     its new value (None for other states).
 
@@ -66,8 +73,9 @@ def make_column_kernel(make_math: MathFactory, math_flags: tuple, formats: tuple
     """
     math = make_math(*math_flags)
 
-    def column_kernel(p, g, stored, s):
-        _, new_states = math(g.to(s.dtype), _decoded(formats, stored, p, s.dtype), s[1:])
+    def column_kernel(p, g, stored, s, noise):
+        G = orthograd(p.to(s.dtype), g.to(s.dtype), *ortho)
+        _, new_states, _ = math(G, _decoded(formats, stored, p, s.dtype), s[1:], noise)
         return tuple(
             storage.factor_sums(x, f.signed) if f is not None and f.kind == "factored" else None
             for f, x in zip(formats, new_states)

@@ -22,6 +22,8 @@ Stored = tuple[torch.Tensor, ...]
 def allocate(fmt: Format, p: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Zero states of ``fmt`` for ``p``, in the order of ``fmt.keys``."""
     dev = p.device
+    if fmt.kind == "bits":
+        return (torch.zeros(packed_width(p.numel()), dtype=torch.uint8, device=dev),)
     if fmt.kind == "factored":
         d1, d2 = factor_shape(p.numel())
         sign = (torch.zeros(d1, packed_width(d2), dtype=torch.uint8, device=dev),) if fmt.signed else ()
@@ -38,6 +40,11 @@ def kernel_views(fmt: Format, tensors: list[torch.Tensor], shape: tuple[int, ...
     working shape), int8 codes flat (blocks run over the flat order), factors as stored."""
     if fmt.kind == "factored":
         return tuple(tensors)
+    if fmt.kind == "bits":  # unpacked outside the kernel: packing a flat tensor needs a pad
+        n = 1
+        for d in shape:
+            n *= d
+        return (unpack_flat(tensors[0], n).view(shape), tensors[0])
     if fmt.kind == "int8":
         return (tensors[0].view(-1), *tensors[1:])
     return (tensors[0].view(shape),)
@@ -76,6 +83,16 @@ def _pack_groups(positive: torch.Tensor) -> torch.Tensor:
     return torch.where(positive, weight, torch.zeros_like(weight)).sum(-1)
 
 
+def unpack_flat(packed: torch.Tensor, n: int) -> torch.Tensor:
+    """The first ``n`` bits of a flat packed array, as booleans."""
+    return _unpack_groups(packed.view(1, -1)).reshape(-1)[:n]
+
+
+def pack_flat(positive: torch.Tensor) -> torch.Tensor:
+    """numpy.packbits(positive, bitorder="little") of a flat boolean tensor."""
+    return pack_signs(positive.view(1, -1)).view(-1)
+
+
 def unpack_signs(packed: torch.Tensor, d2: int) -> torch.Tensor:
     """Bit j % 8 of byte j // 8, as booleans of shape (d1, d2)."""
     return _unpack_groups(packed).reshape(packed.shape[0], -1)[:, :d2]
@@ -109,6 +126,8 @@ def _blocks(x: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
 
 def decode(fmt: Format, t: Stored, n: int, cdt: torch.dtype, shape: tuple[int, ...]) -> torch.Tensor:
     """The state's ``n`` values in the compute dtype, in the working ``shape``."""
+    if fmt.kind == "bits":
+        return t[0].to(cdt)
     if fmt.kind == "factored":
         row, col = t[0].to(cdt), t[1].to(cdt)
         if len(shape) == 3:
@@ -143,6 +162,9 @@ def encode(fmt: Format, x: torch.Tensor, t: Stored, bits: torch.Tensor | None) -
     """Store the new value ``x`` (compute dtype, the kernel's working shape) into ``t``."""
     if fmt.kind == "factored":  # stored by finish, from factor_sums
         return
+    if fmt.kind == "bits":  # packed by finish
+        t[0].copy_(x > 0.5)
+        return
     if fmt.kind == "int8":
         codes, scales = quantize(x.reshape(-1), fmt.signed, bits.reshape(-1))
         t[0].copy_(codes)
@@ -173,6 +195,9 @@ def factor_sums(x: torch.Tensor, signed: bool) -> tuple[torch.Tensor, ...]:
 def finish(fmt: Format, t: Stored, sums: tuple[torch.Tensor, ...] | None) -> None:
     """Store the ``factor_sums``: the row sums, the column sums normalised by their total and
     the signs (after the step kernel, which decodes the old ones)."""
+    if fmt.kind == "bits":
+        t[1].copy_(pack_flat(t[0].reshape(-1)))
+        return
     if fmt.kind != "factored":
         return
     t[0].copy_(sums[0] if sums[0].dim() == 1 else sums[0].sum(1))

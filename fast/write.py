@@ -21,23 +21,25 @@ class WriteMode(str, Enum):
 
 
 def decay_amount(
-    P: torch.Tensor, U: torch.Tensor, lr_wd: torch.Tensor, *, cautious: bool
+    P: torch.Tensor, U: torch.Tensor, lr_wd: torch.Tensor, *, cautious: bool, scale: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """``lr*wd*P``; cautious: only where ``U*P >= 0`` (zeros agree), not renormalised."""
-    decay = lr_wd * P
+    """``lr*wd*P`` (times ``scale``: projected adaptivity's l); cautious: only where ``U*P >= 0``
+    (zeros agree), not renormalised."""
+    decay = lr_wd * P if scale is None else lr_wd * scale * P
     if cautious:
         decay = torch.where(U * P >= 0, decay, torch.zeros_like(decay))
     return decay
 
 
 def new_param(
-    P: torch.Tensor, U: torch.Tensor, lr_wd: torch.Tensor, *, decay: bool, cautious: bool
+    P: torch.Tensor, U: torch.Tensor, lr_wd: torch.Tensor, *, decay: bool, cautious: bool,
+    scale: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``P - (decay + U)``: the small terms are summed first so that P is rounded once. Two
     subtractions from P would round twice at P's scale, a 1-ulp error that is a large fraction of
     a step when the step is a few ulps (Prodigy's first steps, d0 ~ 1e-6)."""
     if decay:
-        U = decay_amount(P, U, lr_wd, cautious=cautious) + U
+        U = decay_amount(P, U, lr_wd, cautious=cautious, scale=scale) + U
     return P - U
 
 

@@ -1,8 +1,16 @@
 """AdamW's hyperparameters: the one definition used by reference, fast and docs."""
 
-from spec.hparams.common import RUNTIME, WRITE
+from spec.hparams.common import RUNTIME as COMMON_RUNTIME
+from spec.hparams.common import WRITE
 from spec.hparams.core import Hyperparameter, Kind
-from spec.hparams.directions import KOURKOUTAS, MASKS, ORTHOGRAD_FEATURE, kourkoutas_constraints, mask_constraints
+from spec.hparams.directions import (
+    KOURKOUTAS,
+    KOURKOUTAS_RUNTIME,
+    MASKS,
+    ORTHOGRAD_FEATURE,
+    kourkoutas_constraints,
+    mask_constraints,
+)
 from spec.hparams.features import ADEMAMIX, NESTEROV, NESTEROV_COEF, ademamix_constraints, nesterov_constraints
 from spec.hparams.storage import CONSTRAINTS as STORAGE_CONSTRAINTS
 from spec.hparams.storage import STORAGE
@@ -36,6 +44,7 @@ GROUP = {
         USE_BIAS_CORRECTION, NESTEROV, NESTEROV_COEF, USE_ATAN2, NORMED_MOMENTUM,
     )
 } | ADEMAMIX | ORTHOGRAD_FEATURE | MASKS | KOURKOUTAS | STORAGE
+RUNTIME = COMMON_RUNTIME | KOURKOUTAS_RUNTIME
 ALL = {**GROUP, **RUNTIME}
 
 EXP_AVG = Slot("exp_avg", signed=True, second_moment=False)  # only when betas[0] > 0

@@ -11,10 +11,12 @@ from spec.hparams.adamw import (
     USE_ATAN2,
     kept_slots,  # noqa: F401  (the Adam family's rule)
 )
-from spec.hparams.common import RUNTIME, WRITE
+from spec.hparams.common import RUNTIME as COMMON_RUNTIME
+from spec.hparams.common import WRITE
 from spec.hparams.core import Hyperparameter, Kind
 from spec.hparams.directions import (
     KOURKOUTAS,
+    KOURKOUTAS_RUNTIME,
     MASKS,
     ORTHOGRAD_FEATURE,
     kourkoutas_constraints,
@@ -55,6 +57,7 @@ GROUP = {
         WRITE["weight_decay"], WRITE["cautious_wd"], CLIP_LAMBDA, ADOPT_ATAN2,
     )
 } | NESTEROV_FEATURE | ADEMAMIX | SIMPLIFIED_ADEMAMIX | ORTHOGRAD_FEATURE | MASKS | KOURKOUTAS | STORAGE
+RUNTIME = COMMON_RUNTIME | KOURKOUTAS_RUNTIME
 ALL = {**GROUP, **RUNTIME}
 
 SLOTS = (EXP_AVG, EXP_AVG_SQ, EXP_AVG_SLOW)

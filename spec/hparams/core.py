@@ -20,6 +20,7 @@ class Kind(str, Enum):
     OPTIONAL_INT = "int or None"
     CHOICE = "one of"
     OPTIONAL_CHOICE = "None or one of"
+    OPTIONAL_CALLABLE = "None or a callable"
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class Hyperparameter:
     def range_text(self) -> str:
         if self.kind is Kind.BOOL:
             return "True or False"
+        if self.kind is Kind.OPTIONAL_CALLABLE:
+            return "f(p) -> hashable key"
         if self.kind in (Kind.CHOICE, Kind.OPTIONAL_CHOICE):
             return "{" + ", ".join(repr(c) for c in self.choices) + "}"
         lo = "-inf" if self.low is None else _fmt(self.low)
@@ -84,6 +87,10 @@ class Hyperparameter:
             return value
         if self.kind is Kind.OPTIONAL_CHOICE and value is None:
             return None
+        if self.kind is Kind.OPTIONAL_CALLABLE:
+            if value is not None and not callable(value):
+                raise bad
+            return value
         if self.kind in (Kind.CHOICE, Kind.OPTIONAL_CHOICE):
             if not isinstance(value, str) or value not in self.choices:
                 raise bad

@@ -51,6 +51,12 @@ K_WARMUP_STEPS = Hyperparameter(
     "k_warmup_steps", r"T_K", 0, Kind.INT,
     "Kourkoutas-beta: blend beta2 linearly from betas[1] over this many steps; 0: no warm-up", low=0,
 )
+LAYER_KEY_FN = Hyperparameter(
+    "layer_key_fn", r"\mathrm{key}", None, Kind.OPTIONAL_CALLABLE,
+    "Kourkoutas-beta: maps a parameter to its bucket key (tensors with equal keys share one gradient norm "
+    "and r); None: one bucket per tensor",
+    group_level=False,
+)
 STOCHASTIC_SIGN = Hyperparameter(
     "stochastic_sign", r"\mathrm{ssign}", False, Kind.BOOL,
     "matrices: scale rows then columns to max |x| = 1 and take sign(x + xi), xi uniform in (-1, 1) "
@@ -68,6 +74,7 @@ PROJECTED_ADAPTIVITY = Hyperparameter(
 )
 
 ORTHOGRAD_FEATURE = {ORTHOGRAD.name: ORTHOGRAD}
+KOURKOUTAS_RUNTIME = {LAYER_KEY_FN.name: LAYER_KEY_FN}
 KOURKOUTAS = {h.name: h for h in (KOURKOUTAS_BETA, BETA2_MIN, EMA_ALPHA, TINY_SPIKE, K_WARMUP_STEPS)}
 MASKS = {h.name: h for h in (CAUTIOUS, GRAMS)}
 SIGN_FEATURES = {h.name: h for h in (STOCHASTIC_SIGN, FREEZE_ON_FLIP, PROJECTED_ADAPTIVITY)}

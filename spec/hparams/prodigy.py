@@ -13,10 +13,12 @@ from spec.hparams.adamw import (
     USE_BIAS_CORRECTION,
     kept_slots,  # noqa: F401  (the Adam family's rule)
 )
-from spec.hparams.common import RUNTIME, WRITE
+from spec.hparams.common import RUNTIME as COMMON_RUNTIME
+from spec.hparams.common import WRITE
 from spec.hparams.core import Hyperparameter, Kind
 from spec.hparams.directions import (
     KOURKOUTAS,
+    KOURKOUTAS_RUNTIME,
     MASKS,
     ORTHOGRAD_FEATURE,
     kourkoutas_constraints,
@@ -85,6 +87,7 @@ GROUP = {
                        "(1 - beta1^(k+1)), k the optimizer's 0-based step")), USE_ATAN2,
     )
 } | NESTEROV_FEATURE | ADEMAMIX | SIMPLIFIED_ADEMAMIX | D_ADAPTATION | ORTHOGRAD_FEATURE | MASKS | KOURKOUTAS | STORAGE
+RUNTIME = COMMON_RUNTIME | KOURKOUTAS_RUNTIME
 ALL = {**GROUP, **RUNTIME}
 
 SLOTS = (EXP_AVG, EXP_AVG_SQ, EXP_AVG_SLOW)

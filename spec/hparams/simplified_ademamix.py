@@ -3,9 +3,10 @@
 from dataclasses import replace
 
 from spec.hparams.adamw import BETAS, EPS, EXP_AVG, EXP_AVG_SQ, USE_BIAS_CORRECTION
-from spec.hparams.common import RUNTIME, WRITE
+from spec.hparams.common import RUNTIME as COMMON_RUNTIME
+from spec.hparams.common import WRITE
 from spec.hparams.core import Constraint, Hyperparameter, Kind
-from spec.hparams.directions import KOURKOUTAS, ORTHOGRAD_FEATURE, kourkoutas_constraints
+from spec.hparams.directions import KOURKOUTAS, KOURKOUTAS_RUNTIME, ORTHOGRAD_FEATURE, kourkoutas_constraints
 from spec.hparams.features import ALPHA_GRAD, with_default
 from spec.hparams.storage import CONSTRAINTS as STORAGE_CONSTRAINTS
 from spec.hparams.storage import STORAGE
@@ -36,6 +37,7 @@ GROUP = {
         ALPHA_GRAD, BETA1_WARMUP, MIN_BETA1, SIMPLIFIED_BIAS_CORRECTION,
     )
 } | ORTHOGRAD_FEATURE | KOURKOUTAS | STORAGE
+RUNTIME = COMMON_RUNTIME | KOURKOUTAS_RUNTIME
 ALL = {**GROUP, **RUNTIME}
 
 SLOTS = (EXP_AVG, EXP_AVG_SQ)
