@@ -73,6 +73,19 @@ class AdamW(FastOptimizer):
             over this many steps, or None. Default None.
         stochastic_rounding: write bf16 parameters with stochastic rounding. Default True.
         seed: seed of this optimizer's generators (saved in ``state_dict()``). Default 0.
+        orthograd: OrthoGrad on the gradient before anything reads it: 'flattened' (remove the
+            component along the whole weight tensor, keep the norm), 'iterative' (rows and columns,
+            3 rounds; vectors use 'flattened') or None. ``p.grad`` is never modified. Default None.
+        cautious: keep only the numerator coordinates whose sign agrees with the gradient,
+            rescaled by 1/max(mean kept, 1e-3); needs betas[0] > 0. Default False.
+        grams: numerator sign(g)*|m| (Grams); contradicts ``cautious``. Default False.
+        kourkoutas_beta: Kourkoutas-beta: per bucket, beta2 falls from betas[1] towards
+            ``beta2_min`` as the gradient norm spikes above its EMA; the bias correction uses
+            the product of the dynamic beta2s. Default False.
+        beta2_min: beta2 at a full spike, < betas[1]. Default 0.9.
+        ema_alpha: decay of the EMA of the bucket's gradient norm, in [0, 1). Default 0.95.
+        tiny_spike: added to that EMA in the spike ratio, > 0. Default 1e-9.
+        k_warmup_steps: blend beta2 in from betas[1] over this many steps. Default 0.
         state_precision: storage of ``exp_avg``/``exp_avg_sq``: 'auto' (the parameter dtype;
             bf16 states round stochastically when ``stochastic_rounding``), 'fp32', 'bf16_sr',
             'fp16', 'int8_sr' (blockwise 8-bit, stochastic rounding) or 'factored' (SMMF rank-1
@@ -82,6 +95,8 @@ class AdamW(FastOptimizer):
         vector_reshape: factor 0-d and 1-D tensors too. Needs a factored mode. Default False.
         compiled_optimizer: run the step as a ``torch.compile``'d fused kernel; False runs
             the same function eagerly (no compiler needed). Default True.
+        layer_key_fn: ``f(p) -> key``; tensors with equal keys share one Kourkoutas bucket
+            (one gradient norm, one EMA). None: one bucket per tensor. Needs kourkoutas_beta.
 
     State per parameter: ``step`` (int), ``exp_avg`` (absent if ``betas[0] = 0``),
     ``exp_avg_sq``, in the format ``state_precision`` selects: dense under their own names,
@@ -123,6 +138,11 @@ class AdamW(FastOptimizer):
         True; AdEMAMix's slow EMA is not divided by the bias correction (adv_optm 2.2.3 divides
         it). From ``torch.optim.AdamW``: no amsgrad,
         maximize, capturable or differentiable; complex parameters are rejected.
+        Direction features (spec/directions.md): OrthoGrad takes its mode as a string or None
+        (adv's boolean crashes) and never writes ``p.grad``; Kourkoutas-beta uses the current step's
+        gradient norms and one bucket per tensor by default (adv lags one step and buckets
+        same-shape tensors) and bias-corrects with the product of the dynamic beta2s (adv uses
+        the static beta2); Cautious with Grams raises (adv 2.2.3 silently drops Cautious).
     """
 
     HYPERPARAMETERS = GROUP

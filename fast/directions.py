@@ -36,24 +36,42 @@ class SignFlags(NamedTuple):
 NO_SIGN_FEATURES = SignFlags()
 
 
-def orthograd(P: torch.Tensor, G: torch.Tensor, mode: str | None, rows: int) -> torch.Tensor:
-    """``g'`` of OrthoGrad (``mode`` None: ``G`` itself)."""
+def orthograd(P: torch.Tensor, G: torch.Tensor, mode: str | None, rows: int,
+              coef: torch.Tensor | None = None) -> torch.Tensor:
+    """``g'`` of OrthoGrad (``mode`` None: ``G`` itself). ``coef`` = ``flattened_coef(P, G)``
+    when the caller computed it in a kernel of its own."""
     if mode is None:
         return G
     if mode == "iterative" and rows:
         return _iterative(P.reshape(rows, -1), G.reshape(rows, -1)).reshape(G.shape)
-    return _flattened(P, G)
+    if coef is None:
+        coef = flattened_coef(P, G)
+    proj, scale = coef.to(G.dtype).unbind(0)
+    return (G - proj * P) * scale
 
 
-def _flattened(P: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
-    # float64 sums: |g_perp|^2 = |g|^2 - <w,g>^2/|w|^2 cancels when g is nearly parallel to w,
-    # and one pass for all three sums is what keeps OrthoGrad's cost to one extra read of p, g.
+def flattened_coef(P: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
+    """[proj, scale] of flattened OrthoGrad: g' = (g - proj*w) * scale.
+
+    float64 sums: |g_perp|^2 = |g|^2 - <w,g>^2/|w|^2 cancels when g is nearly parallel to w,
+    and one pass for all three sums keeps OrthoGrad's cost to one extra read of p and g. The
+    step kernels take the result as an input: computed inside them, inductor would redo this
+    scalar arithmetic (divisions, square roots) for every element.
+    """
     w, g = P.double(), G.double()
     ww, wg, gg = (w * w).sum(), (w * g).sum(), (g * g).sum()
     proj = wg / (ww + ORTHO_FLOOR)
     perp_sq = (gg - 2 * proj * wg + proj * proj * ww).clamp_min(0)
-    scale = gg.sqrt() / (perp_sq.sqrt() + ORTHO_FLOOR)
-    return ((G - proj.to(G.dtype) * P) * scale.to(G.dtype)).to(G.dtype)
+    return torch.stack((proj, gg.sqrt() / (perp_sq.sqrt() + ORTHO_FLOOR)))
+
+
+def make_orthograd_coef_kernel():
+    """``kernel(p, g) -> [proj, scale]`` (float64) of flattened OrthoGrad."""
+
+    def orthograd_coef_kernel(p, g):
+        return flattened_coef(p, g)
+
+    return orthograd_coef_kernel
 
 
 def _iterative(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -88,6 +88,18 @@ class Lion(FastOptimizer):
         weight_decay: decoupled decay :math:`\lambda`, >= 0. Default 0.
         cautious_wd: decay only where the update and the weight agree in sign. Default False.
         kappa_p: :math:`\kappa` in [1, 2]. Default 1.0 (Lion).
+        orthograd: OrthoGrad on the gradient before anything reads it: 'flattened' (remove the
+            component along the whole weight tensor, keep the norm), 'iterative' (rows and columns,
+            3 rounds; vectors use 'flattened') or None. ``p.grad`` is never modified. Default None.
+        cautious: keep only the direction coordinates whose sign agrees with the gradient,
+            rescaled by 1/max(mean kept, 1e-3). Default False.
+        stochastic_sign: matrices take sign(x + xi) of x scaled to max |x| = 1 per row, then
+            per column, xi uniform in (-1, 1) from the optimizer's generator (E = x); vectors keep
+            the sign. Default False.
+        freeze_on_flip: zero the update where the direction's sign flipped since the previous
+            step (state ``prev_sign``, 1 bit per element). Default False.
+        projected_adaptivity: scale the sign update and the weight decay by the L1 magnitude of
+            the direction (mean |x|; rank-1 row x column means for matrices). Default False.
         state_precision: storage of ``exp_avg`` ('auto', 'fp32', 'bf16_sr', 'fp16', 'int8_sr',
             'factored'); see the state storage spec page. Default 'auto'.
         factored_2nd: not available (Lion has no second moment): True raises. Default False.
@@ -117,6 +129,10 @@ class Lion(FastOptimizer):
         stochastic-rounding generator is the optimizer's own, seeded and checkpointed; every
         state_precision is available (adv's Lion only has its factored mode); ``auto_kappa_p``
         is not provided. From lion-pytorch: none for ``kappa_p = 1`` (checked in float64).
+        Direction features (spec/directions.md): stochastic-sign noise comes from the optimizer's
+        generator and is checkpointed; freeze-on-flip and projected adaptivity follow the
+        OneTrainer PR 1344 description (no adv_optm release has them); projected adaptivity's
+        matrix scale is the rank-1 estimate row mean x column mean / mean of |x|.
     """
 
     HYPERPARAMETERS = GROUP

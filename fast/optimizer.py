@@ -11,7 +11,7 @@ import torch
 
 from fast import compile as kernels
 from fast import storage
-from fast.directions import make_orthograd_kernel
+from fast.directions import make_orthograd_coef_kernel, make_orthograd_kernel
 from fast.kourkoutas import Kourkoutas
 from fast.rounding import draw_bits
 from fast.step import MathFactory, make_column_kernel, make_step_kernel
@@ -277,11 +277,14 @@ class FastOptimizer(torch.optim.Optimizer):
         flat = p.view(shape) if p.is_contiguous() else p.contiguous().view(shape)
         g = grad.reshape(shape)
         sums = (None,) * len(formats)
+        coef = None
+        if pre[0] == "flattened" or (pre[0] == "iterative" and not pre[1]):
+            coef = kernels.kernel(make_orthograd_coef_kernel, (), self.compiled_optimizer)(flat.view(-1), g.view(-1))
         if any(factored):  # before the step kernel: it reads the old states and parameter
             reduce = kernels.kernel(make_column_kernel, (make_math, tuple(math_flags), formats, p.dtype, pre),
                                     self.compiled_optimizer, static_shape=shape)
-            sums = reduce(flat, g, stored, scalars, noise)
-        fn(flat, g, stored, scalars, bits)
+            sums = reduce(flat, g, stored, scalars, noise, coef)
+        fn(flat, g, stored, scalars, bits, coef)
         if flat.data_ptr() != p.data_ptr():
             p.copy_(flat.view_as(p))
         for f, t, total in zip(formats, stored, sums):

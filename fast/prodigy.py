@@ -69,6 +69,19 @@ class Prodigy(DAdaptation):
         slice_p: statistics on every slice_p-th element, >= 1; shared. Default 11.
         prodigy_steps: freeze d after this many steps (0: never); shared. Default 0.
         d_limiter: limit each estimate to d*2^(1/4); shared. Default False.
+        orthograd: OrthoGrad on the gradient before anything reads it: 'flattened' (remove the
+            component along the whole weight tensor, keep the norm), 'iterative' (rows and columns,
+            3 rounds; vectors use 'flattened') or None. ``p.grad`` is never modified. Default None.
+        cautious: keep only the numerator coordinates whose sign agrees with the gradient,
+            rescaled by 1/max(mean kept, 1e-3); needs betas[0] > 0. Default False.
+        grams: numerator sign(g)*|m| (Grams); contradicts ``cautious``. Default False.
+        kourkoutas_beta: Kourkoutas-beta: per bucket, beta2 falls from betas[1] towards
+            ``beta2_min`` as the gradient norm spikes above its EMA; the bias correction uses
+            the product of the dynamic beta2s. Default False.
+        beta2_min: beta2 at a full spike, < betas[1]. Default 0.9.
+        ema_alpha: decay of the EMA of the bucket's gradient norm, in [0, 1). Default 0.95.
+        tiny_spike: added to that EMA in the spike ratio, > 0. Default 1e-9.
+        k_warmup_steps: blend beta2 in from betas[1] over this many steps. Default 0.
         state_precision: storage of the moments (not of s and p0); see the state storage page.
             Default 'auto'.
         factored_2nd: factor only ``exp_avg_sq``. Default False.
@@ -76,6 +89,8 @@ class Prodigy(DAdaptation):
         stochastic_rounding: write bf16 parameters with stochastic rounding. Default True.
         seed: seed of this optimizer's generators (saved in ``state_dict()``). Default 0.
         compiled_optimizer: run the step as a ``torch.compile``'d fused kernel. Default True.
+        layer_key_fn: ``f(p) -> key``; tensors with equal keys share one Kourkoutas bucket
+            (one gradient norm, one EMA). None: one bucket per tensor. Needs kourkoutas_beta.
 
     State per parameter: ``step``, ``exp_avg`` (if betas[0] > 0), ``exp_avg_sq``,
     ``exp_avg_slow`` (AdEMAMix), ``s`` (fp32) and ``p0`` (parameter dtype) on the slice, freed
@@ -107,6 +122,12 @@ class Prodigy(DAdaptation):
         Factored second moments hold d^2-scaled values: while d is tiny (d0 = 1e-6) their sum can
         fall below the factorization's 1e-12 floor and be under-stored (as in adv_optm); start
         factored Prodigy with a larger d0.
+        Direction features (spec/directions.md): OrthoGrad takes its mode as a string or None
+        (adv's boolean crashes) and never writes ``p.grad``; Kourkoutas-beta uses the current step's
+        gradient norms and one bucket per tensor by default (adv lags one step and buckets
+        same-shape tensors) and bias-corrects with the product of the dynamic beta2s (adv uses
+        the static beta2); Cautious with Grams raises (adv 2.2.3 silently drops Cautious). Prodigy's shared
+        d*lr*bc keeps the static beta2.
     """
 
     HYPERPARAMETERS = GROUP

@@ -46,6 +46,18 @@ class ProdigyLion(DAdaptation):
         slice_p: statistics on every slice_p-th element, >= 1; shared. Default 11.
         prodigy_steps: freeze d after this many steps (0: never); shared. Default 0.
         d_limiter: limit each estimate to d*2^(1/4); shared. Default True.
+        orthograd: OrthoGrad on the gradient before anything reads it: 'flattened' (remove the
+            component along the whole weight tensor, keep the norm), 'iterative' (rows and columns,
+            3 rounds; vectors use 'flattened') or None. ``p.grad`` is never modified. Default None.
+        cautious: keep only the direction coordinates whose sign agrees with the gradient,
+            rescaled by 1/max(mean kept, 1e-3). Default False.
+        stochastic_sign: matrices take sign(x + xi) of x scaled to max |x| = 1 per row, then
+            per column, xi uniform in (-1, 1) from the optimizer's generator (E = x); vectors keep
+            the sign. Default False.
+        freeze_on_flip: zero the update where the direction's sign flipped since the previous
+            step (state ``prev_sign``, 1 bit per element). Default False.
+        projected_adaptivity: scale the sign update and the weight decay by the L1 magnitude of
+            the direction (mean |x|; rank-1 row x column means for matrices). Default False.
         state_precision: storage of ``exp_avg``. Default 'auto'.
         factored_2nd: not available (no second moment): True raises. Default False.
         vector_reshape: factor 0-d and 1-D tensors too. Default False.
@@ -74,6 +86,10 @@ class ProdigyLion(DAdaptation):
         From adv_optm 2.2.3: the momentum uses beta2 in every storage format (adv's factored
         path uses beta1); the statistics are float64 and ``s`` fp32; the stochastic-rounding
         generator is the optimizer's own; every state_precision is available.
+        Direction features (spec/directions.md): stochastic-sign noise comes from the optimizer's
+        generator and is checkpointed; freeze-on-flip and projected adaptivity follow the
+        OneTrainer PR 1344 description (no adv_optm release has them); projected adaptivity's
+        matrix scale is the rank-1 estimate row mean x column mean / mean of |x|.
     """
 
     HYPERPARAMETERS = GROUP

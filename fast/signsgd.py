@@ -79,6 +79,16 @@ class SignSGD(FastOptimizer):
         Simplified_AdEMAMix: accumulate m = mu*m + g and step along sign(m + alpha_grad*g);
             needs momentum > 0; contradicts nesterov and normed_momentum. Default False.
         alpha_grad: :math:`\alpha_g` >= 0. Default 1.0.
+        orthograd: OrthoGrad on the gradient before anything reads it: 'flattened' (remove the
+            component along the whole weight tensor, keep the norm), 'iterative' (rows and columns,
+            3 rounds; vectors use 'flattened') or None. ``p.grad`` is never modified. Default None.
+        stochastic_sign: matrices take sign(x + xi) of x scaled to max |x| = 1 per row, then
+            per column, xi uniform in (-1, 1) from the optimizer's generator (E = x); vectors keep
+            the sign. Default False.
+        freeze_on_flip: zero the update where the direction's sign flipped since the previous
+            step (state ``prev_sign``, 1 bit per element). Default False.
+        projected_adaptivity: scale the sign update and the weight decay by the L1 magnitude of
+            the direction (mean |x|; rank-1 row x column means for matrices). Default False.
         state_precision: storage of ``exp_avg``; see the state storage spec page. Default 'auto'.
         factored_2nd: not available (no second moment): True raises. Default False.
         vector_reshape: factor 0-d and 1-D tensors too; needs 'factored'. Default False.
@@ -106,6 +116,10 @@ class SignSGD(FastOptimizer):
         stochastic-rounding generator is the optimizer's own, seeded and checkpointed;
         ``nesterov_coef`` without ``nesterov`` and the Simplified AdEMAMix contradictions raise.
         ``snr_cond`` and ``geometric_wd`` are not provided.
+        Direction features (spec/directions.md): stochastic-sign noise comes from the optimizer's
+        generator and is checkpointed; freeze-on-flip and projected adaptivity follow the
+        OneTrainer PR 1344 description (no adv_optm release has them); projected adaptivity's
+        matrix scale is the rank-1 estimate row mean x column mean / mean of |x|.
     """
 
     HYPERPARAMETERS = GROUP

@@ -51,10 +51,22 @@ class SimplifiedAdEMAMix(FastOptimizer):
         beta1_warmup: beta1 warm-up steps, or None. Default None.
         min_beta1: beta1 at the start of the warm-up, in [0, 1). Default 0.9.
         use_bias_correction: keep the num/den bias terms. Default True.
+        orthograd: OrthoGrad on the gradient before anything reads it: 'flattened' (remove the
+            component along the whole weight tensor, keep the norm), 'iterative' (rows and columns,
+            3 rounds; vectors use 'flattened') or None. ``p.grad`` is never modified. Default None.
+        kourkoutas_beta: Kourkoutas-beta: per bucket, beta2 falls from betas[1] towards
+            ``beta2_min`` as the gradient norm spikes above its EMA; the bias correction uses
+            the product of the dynamic beta2s. Default False.
+        beta2_min: beta2 at a full spike, < betas[1]. Default 0.9.
+        ema_alpha: decay of the EMA of the bucket's gradient norm, in [0, 1). Default 0.95.
+        tiny_spike: added to that EMA in the spike ratio, > 0. Default 1e-9.
+        k_warmup_steps: blend beta2 in from betas[1] over this many steps. Default 0.
         state_precision, factored_2nd, vector_reshape: storage of the moments. Default 'auto'.
         stochastic_rounding: write bf16 parameters with stochastic rounding. Default True.
         seed: seed of this optimizer's generators (saved in ``state_dict()``). Default 0.
         compiled_optimizer: run the step as a ``torch.compile``'d fused kernel. Default True.
+        layer_key_fn: ``f(p) -> key``; tensors with equal keys share one Kourkoutas bucket
+            (one gradient norm, one EMA). None: one bucket per tensor. Needs kourkoutas_beta.
 
     State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq`` and the floats ``num_sum``,
     ``den_sum``.
@@ -75,6 +87,11 @@ class SimplifiedAdEMAMix(FastOptimizer):
     Deviations:
         The stochastic-rounding generator is the optimizer's own, seeded and checkpointed; every
         state_precision is available (adv 2.2.3: fp32 or factored); ``betas[0] = 0`` raises.
+        Direction features (spec/directions.md): OrthoGrad takes its mode as a string or None
+        (adv's boolean crashes) and never writes ``p.grad``; Kourkoutas-beta uses the current step's
+        gradient norms and one bucket per tensor by default (adv lags one step and buckets
+        same-shape tensors) and bias-corrects with the product of the dynamic beta2s (adv uses
+        the static beta2).
     """
 
     HYPERPARAMETERS = GROUP

@@ -40,17 +40,18 @@ def make_step_kernel(
 
     ``stored[i]``/``bits[i + 1]`` belong to ``formats[i]`` (None for a state the optimizer
     does not keep); ``bits[0]`` are the parameter's stochastic-rounding draws and ``bits[-1]`` the
-    stochastic sign's (or None); ``ortho`` is OrthoGrad's (mode, rows). Factored states
+    stochastic sign's (or None); ``ortho`` is OrthoGrad's (mode, rows) and ``coef`` flattened
+    OrthoGrad's [proj, scale] (directions.flattened_coef). Factored states
     get nothing here: their factors and signs come from ``make_column_kernel``, run before this
     kernel on the same inputs, so that this kernel has no reduction.
     """
     math = make_math(*math_flags)
 
-    def step_kernel(p, g, stored, s, bits):
+    def step_kernel(p, g, stored, s, bits, coef=None):
         # p, g and every full-size tensor share one working shape (storage.working_shape),
         # viewed outside the graph so that inductor emits one loop nest and no copies.
         P = p.to(s.dtype)
-        G = orthograd(P, g.to(s.dtype), *ortho)
+        G = orthograd(P, g.to(s.dtype), *ortho, coef)
         U, new_states, ell = math(G, _decoded(formats, stored, p, s.dtype), s[1:], bits[-1])
         for f, t, x, b in zip(formats, stored, new_states, bits[1:]):
             if f is not None:
@@ -73,8 +74,8 @@ def make_column_kernel(make_math: MathFactory, math_flags: tuple, formats: tuple
     """
     math = make_math(*math_flags)
 
-    def column_kernel(p, g, stored, s, noise):
-        G = orthograd(p.to(s.dtype), g.to(s.dtype), *ortho)
+    def column_kernel(p, g, stored, s, noise, coef=None):
+        G = orthograd(p.to(s.dtype), g.to(s.dtype), *ortho, coef)
         _, new_states, _ = math(G, _decoded(formats, stored, p, s.dtype), s[1:], noise)
         return tuple(
             storage.factor_sums(x, f.signed) if f is not None and f.kind == "factored" else None
