@@ -33,9 +33,9 @@ def matrix_rows(p: torch.Tensor) -> int:
 
 def orthograd_gradient(p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], compiled: bool) -> torch.Tensor:
     """OrthoGrad's g' as a new tensor in the compute dtype (``grad`` when OrthoGrad is off or
-    ``p`` is empty), for optimizers whose statistics read it outside the step kernel."""
+    ``p`` has at most one element), for optimizers whose statistics read it outside the step kernel."""
     mode = group.get("orthograd")
-    if mode is None or p.numel() == 0:
+    if mode is None or p.numel() <= 1:  # one coordinate has no direction orthogonal to w
         return grad
     fn = kernels.kernel(make_orthograd_kernel, (mode, matrix_rows(p)), compiled)
     return fn(p.detach().reshape(-1), grad.reshape(-1)).view(grad.shape)
@@ -256,7 +256,7 @@ class FastOptimizer(torch.optim.Optimizer):
         mode = write_mode(p.dtype, self.stochastic_rounding)
         factored = [f is not None and f.kind == "factored" for f in formats]
         shape = storage.working_shape(p.numel(), any(factored))
-        pre = (group.get("orthograd") if ortho else None, matrix_rows(p))
+        pre = (group.get("orthograd") if ortho and p.numel() > 1 else None, matrix_rows(p))
         fn = kernels.kernel(
             make_step_kernel,
             (make_math, tuple(math_flags), formats, decay and group["weight_decay"] > 0, group["cautious_wd"], mode,

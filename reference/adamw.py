@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from reference.ademamix import ademamix_alpha, ademamix_beta3
+from reference.directions import mask_numerator, orthograd, second_moment_beta
 from reference.optimizer import ReferenceOptimizer
 from reference.storage import StateStore
 from reference.weight_decay import apply_update
@@ -29,13 +30,17 @@ def adamw_quantities(
 ) -> dict[str, np.ndarray]:
     """Every intermediate of one AdamW step (the keys of ``spec.adamw.rule``).
 
-    ``m is None`` when betas[0] = 0 (no first moment). ``t`` is the 1-based step. ``m_slow`` is
-    AdEMAMix's slow EMA before the step (used only with ``use_AdEMAMix``).
+    ``g`` is the gradient after OrthoGrad (``g'``). ``m is None`` when betas[0] = 0 (no first
+    moment). ``t`` is the 1-based step. ``m_slow`` is AdEMAMix's slow EMA before the step (used
+    only with ``use_AdEMAMix``). With Kourkoutas-beta, ``h`` carries this step's beta2 and the
+    product of the dynamic beta2s (reference.directions.second_moment_beta). Grams or Cautious
+    rewrite the numerator after Nesterov, before the slow EMA joins it and before the division.
     """
-    beta1, beta2 = h["betas"]
+    beta1 = h["betas"][0]
+    beta2, beta2_prod = second_moment_beta(h, t)
     lr = h["lr"]
     if h["use_bias_correction"]:
-        bc1, bc2 = 1.0 - beta1**t, 1.0 - beta2**t
+        bc1, bc2 = 1.0 - beta1**t, 1.0 - beta2_prod
     else:
         bc1, bc2 = 1.0, 1.0
     out: dict[str, Any] = {"bc1": bc1, "bc2": bc2}
@@ -66,6 +71,7 @@ def adamw_quantities(
         n = c * m_new + (1.0 - c) * x if h["nesterov"] else m_new
     else:
         n = x
+    n = mask_numerator(n, g, h)
     # .get: hand-built hyperparameter dicts written before AdEMAMix existed lack the key.
     if h.get("use_AdEMAMix", False):
         # The slow EMA averages what the fast one averages (g, or g_hat with normed momentum)
@@ -83,12 +89,18 @@ def adamw_quantities(
 
 
 class AdamW(ReferenceOptimizer):
-    """Float64 AdamW (decoupled weight decay), literal to spec/adamw.md.
+    """Float64 AdamW (decoupled weight decay), literal to spec/adamw.md, with the direction
+    features of spec/directions.md: ``orthograd``, ``cautious``, ``grams``, ``use_atan2`` and
+    Kourkoutas-beta (``kourkoutas_beta``, ``beta2_min``, ``ema_alpha``, ``tiny_spike``,
+    ``k_warmup_steps``, and the optimizer argument ``layer_key_fn(p) -> key``, called once per
+    tensor at construction, which puts tensors with equal keys in one bucket).
 
     State per parameter: ``step`` (int), ``exp_avg`` (absent when betas[0] = 0),
     ``exp_avg_sq`` and, with ``use_AdEMAMix``, ``exp_avg_slow``, each stored in the format ``state_precision`` selects
     (spec/state_storage.md: dense keys as named, int8 adds ``<name>_scale``, factored
-    stores ``<name>_row``, ``<name>_col`` and, for exp_avg, ``<name>_sign``).
+    stores ``<name>_row``, ``<name>_col`` and, for exp_avg, ``<name>_sign``). With
+    Kourkoutas-beta also the floats ``kourkoutas_r`` (the bucket's EMA of its gradient norm) and
+    ``kourkoutas_beta2_prod`` (the product of the parameter's dynamic beta2s).
 
     Examples:
         >>> import numpy as np
@@ -105,6 +117,7 @@ class AdamW(ReferenceOptimizer):
 
     def update(self, p: np.ndarray, g: np.ndarray, store: StateStore, hyper: Mapping[str, Any]) -> np.ndarray:
         store.state["step"] += 1
+        g = orthograd(p, g, hyper["orthograd"])
         m = store.load("exp_avg") if "exp_avg" in store.formats else None
         m_slow = store.load("exp_avg_slow") if "exp_avg_slow" in store.formats else None
         q = adamw_quantities(p, g, m, store.load("exp_avg_sq"), store.state["step"], hyper, m_slow)

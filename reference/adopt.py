@@ -10,6 +10,7 @@ import numpy as np
 
 from reference.adamw import resolved_eps
 from reference.ademamix import ademamix_alpha, ademamix_beta3, simplified_lr
+from reference.directions import mask_numerator, orthograd, second_moment_beta
 from reference.optimizer import ReferenceOptimizer
 from reference.storage import StateStore
 from reference.weight_decay import decoupled_weight_decay
@@ -24,10 +25,14 @@ def adopt_quantities(
 ) -> dict[str, Any]:
     """Every intermediate of one Adopt step (the keys of ``spec.adopt.rule``).
 
-    ``v`` is the second moment before the step (g^2 at t = 1: v_0 = g_1^2), ``m is None`` when
-    betas[0] = 0, ``m_slow`` is AdEMAMix's slow EMA (None without it), ``t`` the 1-based step.
+    ``g`` is the gradient after OrthoGrad. ``v`` is the second moment before the step (g^2 at
+    t = 1: v_0 = g_1^2), ``m is None`` when betas[0] = 0, ``m_slow`` is AdEMAMix's slow EMA (None
+    without it), ``t`` the 1-based step. Kourkoutas-beta's beta2_t (handed in with ``h``) decays v
+    from the second step on; Adopt has no bias correction. Grams or Cautious rewrite m (or its
+    Nesterov mix) against g before the slow EMA joins it.
     """
-    beta1, beta2 = h["betas"]
+    beta1 = h["betas"][0]
+    beta2, _ = second_moment_beta(h, t)
     if t == 1 and not h["use_atan2"]:
         # The first gradient only initialises v: normalising g by sqrt(g^2) would give a pure
         # sign step. The parameter is returned as it is, without weight decay.
@@ -55,6 +60,7 @@ def adopt_quantities(
         n = c * m_new + (1.0 - c) * g_hat if h["nesterov"] else m_new  # mixes g_hat, not the raw g
     else:
         n = g_hat
+    n = mask_numerator(n, g, h)
     if simplified:
         n = n + h["alpha_grad"] * g_hat
     if h["use_AdEMAMix"]:
@@ -83,6 +89,11 @@ class Adopt(ReferenceOptimizer):
     and, with ``use_AdEMAMix``, ``exp_avg_slow``, stored as ``state_precision`` selects. The
     first step (without atan2) stores v = g^2 and leaves the parameter and m unchanged.
 
+    Direction features (spec/directions.md): ``orthograd``, ``cautious``, ``grams``,
+    ``use_atan2`` and Kourkoutas-beta (``kourkoutas_beta``, ``beta2_min``, ``ema_alpha``,
+    ``tiny_spike``, ``k_warmup_steps`` and the optimizer argument ``layer_key_fn``; states
+    ``kourkoutas_r`` and ``kourkoutas_beta2_prod``, as in reference.adamw.AdamW).
+
     Examples:
         >>> import numpy as np
         >>> opt = Adopt([np.ones(2)], lr=0.1, weight_decay=0.5)
@@ -99,6 +110,7 @@ class Adopt(ReferenceOptimizer):
     def update(self, p: np.ndarray, g: np.ndarray, store: StateStore, hyper: Mapping[str, Any]) -> np.ndarray:
         store.state["step"] += 1
         t = store.state["step"]
+        g = orthograd(p, g, hyper["orthograd"])
         # v_0 = g^2 is created with the state, so the first step reads it exactly (it is
         # encoded once, at the end of this step, like every other state).
         v = g * g if t == 1 else store.load("exp_avg_sq")

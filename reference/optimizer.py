@@ -1,18 +1,23 @@
-"""The reference optimizer shell: param groups, validation from ``spec``, the write.
+"""The reference optimizer shell: param groups, validation from ``spec``, Kourkoutas-beta's
+buckets, the write.
 
 Subclasses define ``HYPERPARAMETERS`` (the spec table), ``CONSTRAINTS``, ``SLOTS`` (the
 states they keep, spec.storage_layout.Slot) and ``update(p, g, store, hyper)`` returning the
 new parameter value in float64 (before the write); ``store`` (reference.storage.StateStore)
 holds the step count in ``store.state`` and decodes/encodes the states in their formats.
+With Kourkoutas-beta, ``hyper`` also holds this step's ``kourkoutas_beta2_t`` and
+``kourkoutas_beta2_prod`` of the parameter (reference.directions.second_moment_beta).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import math
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
+from reference.directions import kourkoutas_beta2_from_r, kourkoutas_r
 from reference.rounding import PARAM_DTYPES, write
 from reference.storage import StateStore
 from spec.hparams.core import Constraint, Hyperparameter, shared_message
@@ -58,6 +63,47 @@ class ReferenceOptimizer:
         self.param_dtypes = list(dtypes)
         self.state: list[dict[str, Any]] = [{} for _ in self.params]
         self._rng = np.random.default_rng(self.defaults.get("seed", 0))
+        self.buckets = self._kourkoutas_buckets(self.defaults.get("layer_key_fn"))
+
+    def _kourkoutas_buckets(self, key_fn: Callable[[np.ndarray], Hashable] | None) -> dict[Hashable, list[int]]:
+        """Kourkoutas-beta's buckets: the indices of the parameters (of every group that enables
+        it) that share one gradient norm and one r. ``layer_key_fn(p)`` is called once per tensor,
+        here; without it every tensor is its own bucket."""
+        groups = [g for g in self.param_groups if g.get("kourkoutas_beta", False)]
+        if key_fn is not None and not groups:
+            raise ValueError(f"Contradictory arguments layer_key_fn={key_fn!r}, kourkoutas_beta=False: "
+                             "layer_key_fn groups tensors for Kourkoutas-beta; no param group enables it")
+        buckets: dict[Hashable, list[int]] = {}
+        for group in groups:
+            for i in group["indices"]:
+                key = ("tensor", i) if key_fn is None else ("key", key_fn(self.params[i]))
+                buckets.setdefault(key, []).append(i)
+        return buckets
+
+    def kourkoutas_step(self, grads: Sequence[np.ndarray | None]) -> dict[int, dict[str, float]]:
+        """Kourkoutas-beta before the step's parameters (spec/directions.md): per bucket with a
+        gradient, rho = sqrt(sum ||g||^2) over the raw gradients it has, r updated with the
+        ema_alpha of its first tensor's group and stored as ``kourkoutas_r`` in every member's
+        state; per parameter with a gradient, beta2_t (its own group's hyperparameters, t its
+        step after this one) and the product ``kourkoutas_beta2_prod`` including it. Returns
+        the values the parameters' updates read, by index."""
+        group_of = {i: g for g in self.param_groups for i in g["indices"]}
+        out: dict[int, dict[str, float]] = {}
+        for members in self.buckets.values():
+            live = [i for i in members if grads[i] is not None]
+            if not live:
+                continue
+            rho = math.sqrt(sum(float(np.sum(np.square(np.asarray(grads[i], dtype=np.float64)))) for i in live))
+            r = self.state[members[0]].get("kourkoutas_r", 0.0)
+            r_new = kourkoutas_r(rho, r, group_of[members[0]]["ema_alpha"])
+            for i in members:
+                self.state[i]["kourkoutas_r"] = r_new
+            for i in live:
+                state = self.state[i]
+                beta2_t = kourkoutas_beta2_from_r(rho, r_new, state.get("step", 0) + 1, group_of[i])
+                state["kourkoutas_beta2_prod"] = state.get("kourkoutas_beta2_prod", 1.0) * beta2_t
+                out[i] = {"kourkoutas_beta2_t": beta2_t, "kourkoutas_beta2_prod": state["kourkoutas_beta2_prod"]}
+        return out
 
     def _validated(self, values: dict[str, Any]) -> dict[str, Any]:
         out = {}
@@ -75,11 +121,13 @@ class ReferenceOptimizer:
         """One step. ``grads[i] is None`` skips parameter i (its step count does not advance).
 
         ``draws[i]`` maps a purpose ("param" for the stochastic write of a bfloat16 parameter,
-        else the name of a stochastically stored state) to its random integers in [0, 2^16),
-        one per element; missing ones are drawn from the seeded generator.
+        "sign" for the stochastic sign, else the name of a stochastically stored state) to its
+        random integers in [0, 2^16), one per element; missing ones are drawn from the seeded
+        generator.
         """
         if len(grads) != len(self.params):
             raise ValueError(f"got {len(grads)} gradients for {len(self.params)} parameters")
+        kourkoutas = self.kourkoutas_step(grads)
         for group in self.param_groups:
             for i in group["indices"]:
                 if grads[i] is None:
@@ -93,10 +141,11 @@ class ReferenceOptimizer:
 
                 g = np.asarray(grads[i], dtype=np.float64).reshape(self.params[i].shape)
                 store = StateStore(self.state[i], self.formats(i, group), self.params[i].shape, draw)
-                if not store.state:
+                if "step" not in store.state:  # (Kourkoutas-beta may have written its keys first)
                     store.state["step"] = 0
                     store.init()
-                P = self.update(self.params[i], g, store, group)
+                hyper = {**group, **kourkoutas[i]} if i in kourkoutas else group
+                P = self.update(self.params[i], g, store, hyper)
                 dtype = self.param_dtypes[i]
                 stochastic = dtype == "bfloat16" and group["stochastic_rounding"]
                 bits = draw("param", P.size) if stochastic else None

@@ -17,6 +17,7 @@ import numpy as np
 
 from reference.adamw import resolved_eps
 from reference.ademamix import ademamix_alpha, ademamix_beta3, simplified_lr
+from reference.directions import mask_numerator, orthograd, second_moment_beta
 from reference.optimizer import ReferenceOptimizer
 from reference.storage import StateStore
 from reference.weight_decay import apply_update
@@ -90,11 +91,14 @@ def prodigy_quantities(
     """Every intermediate of one parameter's Prodigy update (keys m, v, alpha_t, beta3_t, m_slow,
     n, D, dlr_s, U, p of ``spec.prodigy.rule``): Adam on the gradient d*g, eps scaled by d.
 
-    ``m is None`` when betas[0] = 0, ``m_slow is None`` without AdEMAMix; ``t`` is the
-    parameter's 1-based step, ``scalars`` the step's bc1 and dlr (``step_scalars``), ``h`` the
-    parameter's group (with the group scalars).
+    ``g`` is the gradient after OrthoGrad. ``m is None`` when betas[0] = 0, ``m_slow is None``
+    without AdEMAMix; ``t`` is the parameter's 1-based step, ``scalars`` the step's bc1 and dlr
+    (``step_scalars``), ``h`` the parameter's group (with the group scalars and, with
+    Kourkoutas-beta, the beta2_t that decays v; dlr keeps the static betas[1]). Grams or Cautious
+    rewrite the numerator (m of d*g, after Nesterov) against sign(g) before the slow EMA joins it.
     """
-    beta1, beta2 = h["betas"]
+    beta1 = h["betas"][0]
+    beta2, _ = second_moment_beta(h, t)
     d, dlr = h["d"], scalars["dlr"]
     dg = d * g
     out: dict[str, Any] = {}
@@ -110,6 +114,7 @@ def prodigy_quantities(
         n = c * m + (1.0 - c) * dg
     else:
         n = dg if m is None else m
+    n = mask_numerator(n, g, h)
     if m_slow is not None:
         out["alpha_t"], out["beta3_t"] = ademamix_alpha(t, h), ademamix_beta3(t, beta1, h)
         m_slow = out["beta3_t"] * m_slow + (1.0 - out["beta3_t"]) * dg
@@ -198,6 +203,12 @@ class Prodigy(DAdaptation):
     of the flattened parameter, removed once d is frozen). Every param group holds the shared
     scalars ``d``, ``d_max``, ``d_numerator`` and ``k``.
 
+    Direction features (spec/directions.md): ``orthograd`` (its g' feeds the moments and the
+    statistics), ``cautious``, ``grams``, ``use_atan2`` and Kourkoutas-beta (``kourkoutas_beta``,
+    ``beta2_min``, ``ema_alpha``, ``tiny_spike``, ``k_warmup_steps`` and the optimizer argument
+    ``layer_key_fn``; states ``kourkoutas_r`` and ``kourkoutas_beta2_prod``, as in
+    reference.adamw.AdamW). Kourkoutas-beta's beta2 decays v only: the shared d*lr*bc keeps betas[1].
+
     Examples:
         >>> import numpy as np
         >>> opt = Prodigy([np.ones(3)], slice_p=1)
@@ -217,6 +228,7 @@ class Prodigy(DAdaptation):
     def update(self, p: np.ndarray, g: np.ndarray, store: StateStore, hyper: Mapping[str, Any]) -> np.ndarray:
         store.state["step"] += 1
         scalars = self.scalars(hyper)
+        g = orthograd(p, g, hyper["orthograd"])
         self.statistics(p, g, store.state, hyper, scalars["dlr"])
         m = store.load("exp_avg") if "exp_avg" in store.formats else None
         m_slow = store.load("exp_avg_slow") if "exp_avg_slow" in store.formats else None

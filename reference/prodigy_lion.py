@@ -12,19 +12,28 @@ from typing import Any
 
 import numpy as np
 
+from reference.directions import orthograd, sign_direction
+from reference.lion import sign_inputs
 from reference.lion_k import lion_k_direction
 from reference.prodigy import DAdaptation
 from reference.storage import StateStore
 from reference.weight_decay import apply_update
-from spec.hparams.prodigy_lion import ALL, CONSTRAINTS, SLOTS
+from spec.hparams.prodigy_lion import ALL, CONSTRAINTS, SLOTS, kept_slots
 
 
 def prodigy_lion_quantities(
-    p: np.ndarray, g: np.ndarray, m: np.ndarray, dlr: float, h: Mapping[str, Any]
+    p: np.ndarray, g: np.ndarray, m: np.ndarray, dlr: float, h: Mapping[str, Any], *, t: int = 1,
+    prev_bits: np.ndarray | None = None, u: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Every intermediate of one parameter's update (keys c, q (Lion-K), U, m, p of
-    ``spec.prodigy_lion.rule``, and q's tensor norm ``q_norm``): the direction interpolates
-    with beta1, the momentum decays with beta2, both on d*g so that m is d times Lion's."""
+    ``spec.prodigy_lion.rule``, and q's tensor norm ``q_norm``; ``ell`` and ``prev_sign`` with
+    projected adaptivity and freeze-on-flip): the direction interpolates with beta1, the
+    momentum decays with beta2, both on d*g so that m is d times Lion's.
+
+    ``g`` is the gradient after OrthoGrad (Cautious compares the direction with its sign);
+    ``t``, ``prev_bits`` and ``u`` as in reference.lion.lion_quantities. Projected adaptivity's
+    l is taken from |c|, c being of d*g.
+    """
     beta1, beta2 = h["betas"]
     kappa = h["kappa_p"]
     dg = h["d"] * g
@@ -33,10 +42,19 @@ def prodigy_lion_quantities(
     if kappa != 1.0:
         q = c if kappa == 2.0 else np.sign(c) * np.abs(c) ** (kappa - 1.0)
         out["q"], out["q_norm"] = q, float(np.sqrt(np.sum(q * q)))
-    U = dlr * lion_k_direction(c, kappa)
+    lion_k = lion_k_direction(c, kappa) if kappa != 1.0 else None
+    # The sign features read c / d: the same signs, and projected adaptivity's l in gradient units,
+    # so that the step stays linear in d like every Prodigy step (spec/directions.md).
+    d = sign_direction(c / h["d"], g, h, direction=lion_k, u=u, prev_bits=prev_bits, first_step=t == 1,
+                       cautious_on=h.get("cautious", False))
+    U = dlr * (d["dir"] if d["ell"] is None else d["dir"] * d["ell"])
     out["U"] = U
     out["m"] = beta2 * m + (1.0 - beta2) * dg
-    out["p"] = apply_update(p, U, {**h, "lr": dlr})
+    if d["ell"] is not None:
+        out["ell"] = d["ell"]
+    if d["bits"] is not None:
+        out["prev_sign"] = d["bits"]
+    out["p"] = apply_update(p, U, {**h, "lr": dlr}, scale=d["ell"])
     return out
 
 
@@ -46,7 +64,12 @@ class ProdigyLion(DAdaptation):
 
     State per parameter: ``step`` (int) and ``exp_avg`` in the format ``state_precision``
     selects, plus ``s`` and ``p0`` (float64 arrays of every slice_p-th element, removed once
-    d is frozen); every param group holds ``d``, ``d_max``, ``d_numerator`` and ``k``.
+    d is frozen); every param group holds ``d``, ``d_max``, ``d_numerator`` and ``k``. With
+    ``freeze_on_flip`` also ``prev_sign`` (packed bits, as in reference.lion.Lion).
+
+    Direction features (spec/directions.md), as Lion's: ``orthograd`` (its g' also feeds the
+    statistics), ``cautious``, ``stochastic_sign`` (draw purpose "sign"), ``freeze_on_flip`` and
+    ``projected_adaptivity`` (l of |c|, scaling the update d*lr*dir and the weight decay).
 
     Examples:
         >>> import numpy as np
@@ -59,12 +82,16 @@ class ProdigyLion(DAdaptation):
     HYPERPARAMETERS = ALL
     CONSTRAINTS = CONSTRAINTS
     SLOTS = SLOTS
+    KEPT_SLOTS = staticmethod(kept_slots)
     USES_BIAS_CORRECTION = False
 
     def update(self, p: np.ndarray, g: np.ndarray, store: StateStore, hyper: Mapping[str, Any]) -> np.ndarray:
         store.state["step"] += 1
         dlr = self.scalars(hyper)["dlr"]
+        g = orthograd(p, g, hyper["orthograd"])
         self.statistics(p, g, store.state, hyper, dlr)
-        q = prodigy_lion_quantities(p, g, store.load("exp_avg"), dlr, hyper)
+        q = prodigy_lion_quantities(p, g, store.load("exp_avg"), dlr, hyper, **sign_inputs(p, store, hyper))
         store.save("exp_avg", q["m"])
+        if "prev_sign" in q:
+            store.save("prev_sign", q["prev_sign"])
         return q["p"]

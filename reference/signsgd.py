@@ -7,16 +7,25 @@ from typing import Any
 
 import numpy as np
 
+from reference.directions import orthograd, sign_direction
+from reference.lion import sign_inputs
 from reference.optimizer import ReferenceOptimizer
 from reference.storage import StateStore
 from reference.weight_decay import apply_update
 from spec.hparams.signsgd import ALL, CONSTRAINTS, SLOTS, kept_slots
 
 
-def signsgd_quantities(p: np.ndarray, g: np.ndarray, m: np.ndarray | None, h: Mapping[str, Any]) -> dict[str, Any]:
-    """Every intermediate of one SignSGD step (the keys of ``spec.signsgd.rule``).
+def signsgd_quantities(
+    p: np.ndarray, g: np.ndarray, m: np.ndarray | None, h: Mapping[str, Any], *, t: int = 1,
+    prev_bits: np.ndarray | None = None, u: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Every intermediate of one SignSGD step (the keys of ``spec.signsgd.rule``; ``ell`` and
+    ``prev_sign`` with projected adaptivity and freeze-on-flip).
 
-    ``m`` is the momentum before the step, None when momentum = 0.
+    ``g`` is the gradient after OrthoGrad, ``m`` the momentum before the step (None when
+    momentum = 0); ``t``, ``prev_bits`` and ``u`` as in reference.lion.lion_quantities. The sign
+    features act on the raw direction n (the momentum, its Nesterov or Simplified mix, or g when
+    momentum = 0); normed momentum takes none (a constraint).
     """
     mu = h["momentum"]
     normed = h["normed_momentum"]
@@ -40,9 +49,17 @@ def signsgd_quantities(p: np.ndarray, g: np.ndarray, m: np.ndarray | None, h: Ma
         else:
             n = m_new
     out["n"] = n
-    U = h["lr"] * (n if normed else np.sign(n))
+    if normed:
+        U = h["lr"] * n
+    else:
+        d = sign_direction(n, g, h, u=u, prev_bits=prev_bits, first_step=t == 1)
+        U = h["lr"] * (d["dir"] if d["ell"] is None else d["dir"] * d["ell"])
+        if d["ell"] is not None:
+            out["ell"] = d["ell"]
+        if d["bits"] is not None:
+            out["prev_sign"] = d["bits"]
     out["U"] = U
-    out["p"] = apply_update(p, U, dict(h))
+    out["p"] = apply_update(p, U, dict(h), scale=out.get("ell"))
     return out
 
 
@@ -50,7 +67,12 @@ class SignSGD(ReferenceOptimizer):
     """Float64 SignSGD with momentum (Signum) and decoupled weight decay, literal to spec/signsgd.md.
 
     State per parameter: ``step`` (int) and, when momentum > 0, ``exp_avg``, stored as
-    ``state_precision`` selects (momentum = 0 keeps no state, with every storage format).
+    ``state_precision`` selects (momentum = 0 keeps no state, with every storage format); with
+    ``freeze_on_flip`` also ``prev_sign`` (packed bits of [n > 0], as in reference.lion.Lion).
+
+    Direction features (spec/directions.md): ``orthograd``, ``stochastic_sign`` (draw purpose
+    "sign"), ``freeze_on_flip`` and ``projected_adaptivity`` (l of |n|, scaling the update and
+    the weight decay); SignSGD has no Cautious.
 
     Examples:
         >>> import numpy as np
@@ -67,8 +89,11 @@ class SignSGD(ReferenceOptimizer):
 
     def update(self, p: np.ndarray, g: np.ndarray, store: StateStore, hyper: Mapping[str, Any]) -> np.ndarray:
         store.state["step"] += 1
+        g = orthograd(p, g, hyper["orthograd"])
         m = store.load("exp_avg") if "exp_avg" in store.formats else None
-        q = signsgd_quantities(p, g, m, hyper)
+        q = signsgd_quantities(p, g, m, hyper, **sign_inputs(p, store, hyper))
         if m is not None:
             store.save("exp_avg", q["m"])
+        if "prev_sign" in q:
+            store.save("prev_sign", q["prev_sign"])
         return q["p"]

@@ -10,6 +10,7 @@ import numpy as np
 
 from reference.adamw import resolved_eps
 from reference.ademamix import simplified_beta1, simplified_lr
+from reference.directions import orthograd, second_moment_beta
 from reference.optimizer import ReferenceOptimizer
 from reference.storage import StateStore
 from reference.weight_decay import decoupled_weight_decay
@@ -21,9 +22,11 @@ def simplified_ademamix_quantities(
     h: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Every intermediate of one Simplified AdEMAMix step (the keys of
-    ``spec.simplified_ademamix.rule``). ``num`` and ``den`` are the bias sums before the step
-    (0 at the first step), ``t`` the 1-based step."""
-    beta2 = h["betas"][1]
+    ``spec.simplified_ademamix.rule``). ``g`` is the gradient after OrthoGrad, ``num`` and ``den``
+    the bias sums before the step (0 at the first step), ``t`` the 1-based step. With
+    Kourkoutas-beta, v and den decay with this step's beta2_t (handed in with ``h``), so that
+    den = 1 - the product of the dynamic beta2s."""
+    beta2, _ = second_moment_beta(h, t)
     beta1 = simplified_beta1(t, h)
     out: dict[str, Any] = {}
     if h["beta1_warmup"] is not None:
@@ -53,6 +56,11 @@ class SimplifiedAdEMAMix(ReferenceOptimizer):
     as ``state_precision`` selects, and the Python floats ``num_sum`` and ``den_sum`` (the bias
     sums; both stay 1.0 without bias correction).
 
+    Direction features (spec/directions.md): ``orthograd`` and Kourkoutas-beta
+    (``kourkoutas_beta``, ``beta2_min``, ``ema_alpha``, ``tiny_spike``, ``k_warmup_steps`` and the
+    optimizer argument ``layer_key_fn``; states ``kourkoutas_r`` and ``kourkoutas_beta2_prod``, as
+    in reference.adamw.AdamW).
+
     Examples:
         >>> import numpy as np
         >>> opt = SimplifiedAdEMAMix([np.zeros(2)], lr=0.1, alpha_grad=1.0, eps=0.0)
@@ -68,6 +76,7 @@ class SimplifiedAdEMAMix(ReferenceOptimizer):
     def update(self, p: np.ndarray, g: np.ndarray, store: StateStore, hyper: Mapping[str, Any]) -> np.ndarray:
         store.state["step"] += 1
         st = store.state
+        g = orthograd(p, g, hyper["orthograd"])
         fresh = 0.0 if hyper["use_bias_correction"] else 1.0
         q = simplified_ademamix_quantities(
             p, g, store.load("exp_avg"), store.load("exp_avg_sq"), st.get("num_sum", fresh), st.get("den_sum", fresh),

@@ -48,6 +48,17 @@ def unpack_signs(packed: np.ndarray, d2: int) -> np.ndarray:
     return bits
 
 
+def pack_bits(bits: np.ndarray) -> np.ndarray:
+    """A flat boolean array packed 8 per byte, element i at bit i % 8 of byte i // 8: one row of
+    :func:`pack_signs` (``numpy.packbits(bits, bitorder="little")``)."""
+    return pack_signs(bits.reshape(1, -1)).reshape(-1)
+
+
+def unpack_bits(packed: np.ndarray, n: int) -> np.ndarray:
+    """The first ``n`` booleans of :func:`pack_bits`' bytes."""
+    return unpack_signs(packed.reshape(1, -1), n).reshape(-1)
+
+
 def uniform_from_bits(bits: np.ndarray) -> np.ndarray:
     """u = r / 2^16 in [0, 1) from the 16-bit draws r."""
     return np.asarray(bits, dtype=np.float64) / 2.0**SR_BITS
@@ -78,6 +89,9 @@ def dequantize_int8(codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
 class StateStore:
     """The states of one parameter: ``load(name)`` decodes, ``save(name, value)`` encodes.
 
+    A "bits" state (freeze-on-flip's ``prev_sign``) loads as 1.0/0.0 in the parameter's shape
+    and saves ``value > 0.5``, packed one bit per element.
+
     ``draw(purpose, n)`` supplies the 16-bit random integers of stochastic formats; the
     purpose is the state's name.
     """
@@ -89,7 +103,9 @@ class StateStore:
 
     def init(self) -> None:
         for name, fmt in self.formats.items():
-            if fmt.kind == "factored":
+            if fmt.kind == "bits":
+                self.state[name] = np.zeros(packed_width(self.numel), dtype=np.uint8)
+            elif fmt.kind == "factored":
                 d1, d2 = factor_shape(self.numel)
                 self.state[f"{name}_row"] = np.zeros(d1)
                 self.state[f"{name}_col"] = np.zeros(d2)
@@ -103,6 +119,8 @@ class StateStore:
 
     def load(self, name: str) -> np.ndarray:
         fmt, st = self.formats[name], self.state
+        if fmt.kind == "bits":
+            return unpack_bits(st[name], self.numel).astype(np.float64).reshape(self.shape)
         if fmt.kind == "factored":
             M = reconstruct(st[f"{name}_row"], st[f"{name}_col"])
             if fmt.signed:
@@ -115,7 +133,9 @@ class StateStore:
     def save(self, name: str, value: np.ndarray) -> None:
         fmt, st = self.formats[name], self.state
         value = np.asarray(value, dtype=np.float64)
-        if fmt.kind == "factored":
+        if fmt.kind == "bits":
+            st[name] = pack_bits(value.reshape(-1) > 0.5)
+        elif fmt.kind == "factored":
             M = value.reshape(factor_shape(self.numel))
             st[f"{name}_row"], st[f"{name}_col"] = factorize(np.abs(M))
             if fmt.signed:
