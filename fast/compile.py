@@ -12,6 +12,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 import torch
+import torch._inductor.config
 
 _CACHE: dict[Hashable, Callable[..., Any]] = {}
 
@@ -20,11 +21,11 @@ _CACHE: dict[Hashable, Callable[..., Any]] = {}
 # parameter's fp32 size of peak memory, and a kernel with a whole-tensor reduction (Cautious's
 # mean) stored two of them, which made it 2.8x slower on CPU instead of 1.2x.
 _RECOMPUTE = {
-    "realize_reads_threshold": 1000,
-    "realize_opcount_threshold": 1000,
-    "realize_acc_reads_threshold": 1000,
-    "realize_cpu_opcount_threshold": 1000,
-    "realize_cpu_acc_reads_threshold": 1000,
+    key: 1000
+    for key in ("realize_reads_threshold", "realize_opcount_threshold", "realize_acc_reads_threshold",
+                "realize_cpu_opcount_threshold", "realize_cpu_acc_reads_threshold")
+    # the CPU-specific thresholds are newer than torch 2.11; options must name existing keys
+    if hasattr(torch._inductor.config, key)
 }
 
 

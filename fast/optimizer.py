@@ -31,13 +31,23 @@ def matrix_rows(p: torch.Tensor) -> int:
     return p.shape[0] if p.dim() >= 2 else 0
 
 
+def whole_tensor_reductions(group: dict[str, Any], p: torch.Tensor) -> bool:
+    """Whether ``p``'s step kernel reduces over the whole tensor (Cautious's mean, Lion-K's norm,
+    the matrix features' row and column statistics). Such kernels are compiled per shape: with
+    symbolic sizes inductor emits each reduction as a single-block loop, which on an H100 made a
+    Cautious AdamW step 12x slower than without it."""
+    matrix = p.dim() >= 2
+    return bool(group.get("cautious") or group.get("projected_adaptivity") or group.get("kappa_p", 1.0) != 1.0
+                or (matrix and (group.get("stochastic_sign") or group.get("orthograd") == "iterative")))
+
+
 def orthograd_gradient(p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], compiled: bool) -> torch.Tensor:
     """OrthoGrad's g' as a new tensor in the compute dtype (``grad`` when OrthoGrad is off or
     ``p`` has at most one element), for optimizers whose statistics read it outside the step kernel."""
     mode = group.get("orthograd")
     if mode is None or p.numel() <= 1:  # one coordinate has no direction orthogonal to w
         return grad
-    fn = kernels.kernel(make_orthograd_kernel, (mode, matrix_rows(p)), compiled)
+    fn = kernels.kernel(make_orthograd_kernel, (mode, matrix_rows(p)), compiled, static_shape=(p.numel(),))
     return fn(p.detach().reshape(-1), grad.reshape(-1)).view(grad.shape)
 
 
@@ -257,12 +267,13 @@ class FastOptimizer(torch.optim.Optimizer):
         factored = [f is not None and f.kind == "factored" for f in formats]
         shape = storage.working_shape(p.numel(), any(factored))
         pre = (group.get("orthograd") if ortho and p.numel() > 1 else None, matrix_rows(p))
+        static = any(factored) or whole_tensor_reductions(group, p)
         fn = kernels.kernel(
             make_step_kernel,
             (make_math, tuple(math_flags), formats, decay and group["weight_decay"] > 0, group["cautious_wd"], mode,
              p.dtype, pre),
             self.compiled_optimizer,
-            static_shape=shape if any(factored) else None,
+            static_shape=shape if static else None,
         )
         stored = tuple(
             None if f is None else storage.kernel_views(f, [state[k] for k in f.keys(slot.name)], shape)
@@ -279,7 +290,8 @@ class FastOptimizer(torch.optim.Optimizer):
         sums = (None,) * len(formats)
         coef = None
         if pre[0] == "flattened" or (pre[0] == "iterative" and not pre[1]):
-            coef = kernels.kernel(make_orthograd_coef_kernel, (), self.compiled_optimizer)(flat.view(-1), g.view(-1))
+            coef = kernels.kernel(make_orthograd_coef_kernel, (), self.compiled_optimizer,
+                                  static_shape=(p.numel(),))(flat.view(-1), g.view(-1))
         if any(factored):  # before the step kernel: it reads the old states and parameter
             reduce = kernels.kernel(make_column_kernel, (make_math, tuple(math_flags), formats, p.dtype, pre),
                                     self.compiled_optimizer, static_shape=shape)
