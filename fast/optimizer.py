@@ -33,12 +33,11 @@ def matrix_rows(p: torch.Tensor) -> int:
 
 def whole_tensor_reductions(group: dict[str, Any], p: torch.Tensor) -> bool:
     """Whether ``p``'s step kernel reduces over the whole tensor (Cautious's mean, Lion-K's norm,
-    the matrix features' row and column statistics). Such kernels are compiled per shape: with
-    symbolic sizes inductor emits each reduction as a single-block loop, which on an H100 made a
-    Cautious AdamW step 12x slower than without it."""
-    matrix = p.dim() >= 2
+    the matrix features' row and column statistics; OrthoGrad's are added by the caller). Such
+    kernels are compiled per shape: with symbolic sizes inductor emits each reduction as a
+    single-block loop, which on an H100 made a Cautious AdamW step 12x slower than without it."""
     return bool(group.get("cautious") or group.get("projected_adaptivity") or group.get("kappa_p", 1.0) != 1.0
-                or (matrix and (group.get("stochastic_sign") or group.get("orthograd") == "iterative")))
+                or (p.dim() >= 2 and group.get("stochastic_sign")))
 
 
 def orthograd_gradient(p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], compiled: bool) -> torch.Tensor:
@@ -267,7 +266,7 @@ class FastOptimizer(torch.optim.Optimizer):
         factored = [f is not None and f.kind == "factored" for f in formats]
         shape = storage.working_shape(p.numel(), any(factored))
         pre = (group.get("orthograd") if ortho and p.numel() > 1 else None, matrix_rows(p))
-        static = any(factored) or whole_tensor_reductions(group, p)
+        static = any(factored) or whole_tensor_reductions(group, p) or pre[0] is not None
         fn = kernels.kernel(
             make_step_kernel,
             (make_math, tuple(math_flags), formats, decay and group["weight_decay"] > 0, group["cautious_wd"], mode,
@@ -289,7 +288,9 @@ class FastOptimizer(torch.optim.Optimizer):
         g = grad.reshape(shape)
         sums = (None,) * len(formats)
         coef = None
-        if pre[0] == "flattened" or (pre[0] == "iterative" and not pre[1]):
+        if (pre[0] == "flattened" or (pre[0] == "iterative" and not pre[1])) and p.device.type == "cpu":
+            # On CPU inductor would redo the coefficients' scalar arithmetic per element inside the
+            # step kernel (2x its time); on CUDA that is free and a second kernel call is not.
             coef = kernels.kernel(make_orthograd_coef_kernel, (), self.compiled_optimizer,
                                   static_shape=(p.numel(),))(flat.view(-1), g.view(-1))
         if any(factored):  # before the step kernel: it reads the old states and parameter
