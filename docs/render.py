@@ -295,7 +295,16 @@ def _storage_fp16(module: ModuleType) -> str:
 
 
 # Every section of the storage page: marker kind -> renderer (each must appear on the page).
+def _direction_rules(module: ModuleType) -> str:
+    """Every direction feature's quantities, printed from ``spec.directions.rules()``."""
+    out = [f"Each line is printed from the sympy expressions of `{module.__name__}.rules()`.\n"]
+    for title, stages in module.rules().items():
+        out += [f"**{title}**\n", *(display(st.lhs, st.expr) for st in stages.values())]
+    return "\n".join(out)
+
+
 SECTIONS: dict[str, dict[str, Any]] = {
+    "directions": {"rules": _direction_rules},
     "state_storage": {
         "shapes": _storage_shapes, "factors": _storage_factors, "signs": _storage_signs,
         "int8": _storage_int8, "keys": _storage_keys, "bytes": _storage_bytes, "fp16": _storage_fp16,

@@ -18,14 +18,51 @@ from typing import NamedTuple
 import sympy as sp
 
 from spec import symbols as s
-from spec.hparams.directions import BETA2_MIN, EMA_ALPHA, K_WARMUP_STEPS, TINY_SPIKE
+from spec.hparams.directions import (
+    BETA2_MIN,
+    EMA_ALPHA,
+    K_WARMUP_STEPS,
+    KOURKOUTAS,
+    KOURKOUTAS_RUNTIME,
+    MASKS,
+    ORTHOGRAD_FEATURE,
+    SIGN_FEATURES,
+    TINY_SPIKE,
+    kourkoutas_constraints,
+    mask_constraints,
+    sign_constraints,
+)
 from spec.state_storage import Maximum
 from spec.write import decayed
 
+# Every direction feature's hyperparameters and contradictions, for the page's table (each
+# optimizer's own page lists the ones it takes).
+HYPERPARAMETERS = ORTHOGRAD_FEATURE | MASKS | KOURKOUTAS | KOURKOUTAS_RUNTIME | SIGN_FEATURES
+CONSTRAINTS = (*mask_constraints("betas"), *kourkoutas_constraints(), *sign_constraints(kappa=True, normed=True))
+
 __all__ = [
-    "CAUTIOUS_FLOOR", "NOISE_SCALE", "ORTHO_FLOOR", "ORTHO_RELAX", "ORTHO_ROUNDS", "PROJECTED_FLOOR", "SIGN_FLOOR",
-    "U_LEVELS", "ElementwiseMaximum", "Stage", "cautious", "freeze_on_flip", "grams", "iterative_first_axis",
-    "kourkoutas", "orthograd_flattened", "orthograd_iterative", "projected", "rules", "stochastic_sign",
+    "CAUTIOUS_FLOOR",
+    "CONSTRAINTS",
+    "HYPERPARAMETERS",
+    "NOISE_SCALE",
+    "ORTHO_FLOOR",
+    "ORTHO_RELAX",
+    "ORTHO_ROUNDS",
+    "PROJECTED_FLOOR",
+    "SIGN_FLOOR",
+    "U_LEVELS",
+    "ElementwiseMaximum",
+    "Stage",
+    "cautious",
+    "freeze_on_flip",
+    "grams",
+    "iterative_first_axis",
+    "kourkoutas",
+    "orthograd_flattened",
+    "orthograd_iterative",
+    "projected",
+    "rules",
+    "stochastic_sign",
     "stochastic_sign_mean",
 ]
 
