@@ -76,6 +76,7 @@ SHARED_TABLES: dict[str, tuple[str, tuple[str, ...] | None]] = {
 # must appear on the page as a marker.
 SECTION_PAGES: dict[str, str] = {
     "state_storage": "spec.state_storage",
+    "directions": "spec.directions",
 }
 
 MARKER = re.compile(r"^<!--\s*generated:\s*(\w+)(?:\s+(\w+))?\s*-->\s*$", re.MULTILINE)
