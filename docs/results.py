@@ -26,7 +26,12 @@ class ResultPage:
 
 PAGES: list[ResultPage] = [
     ResultPage("benchmarks", "Benchmarks", "step_time.md", "bench", "measured", sections=(
-        ResultPage("family", "Optimizer family vs adv_optm", "family.md", "bench-family", "measured"),)),
+        ResultPage("family", "Optimizer family vs adv_optm", "family.md", "bench-family", "measured"),
+        ResultPage("features_cuda", "Direction features: step-time cost (CUDA)", "features_cuda.md",
+                   'bench-features BENCH_ARGS="--device cuda"', "measured"),
+        ResultPage("features", "Direction features: step-time cost (CPU)", "features.md", "bench-features",
+                   "measured"),
+    )),
     ResultPage("demo", "Demo", "demo.md", "demo", "run", "demo_loss.png"),
 ]
 

@@ -30,20 +30,23 @@ _RECOMPUTE = {
 
 
 def kernel(make: Callable[..., Callable[..., Any]], flags: tuple, compiled: bool,
-           static_shape: tuple[int, ...] | None = None) -> Callable[..., Any]:
+           static_shape: tuple[int, ...] | None = None, recompute: bool = True) -> Callable[..., Any]:
     """The kernel ``make(*flags)``, compiled once per flags tuple when ``compiled``.
 
     With ``static_shape`` the kernel is compiled for that shape only (its own entry and code
     object): inductor's code for the factored kernels (2-D reductions, sign packing) is ~10x
-    slower on CPU when the sizes are symbolic.
+    slower on CPU when the sizes are symbolic. ``recompute=False`` lets inductor store
+    intermediates: a kernel with chained row and column reductions (the matrix features)
+    otherwise recomputes the whole update inside every reduction loop (30-100x slower on CPU).
     """
-    key = (make, flags, compiled, static_shape)
+    key = (make, flags, compiled, static_shape, recompute)
     fn = _CACHE.get(key)
     if fn is None:
         fn = make(*flags)
         if compiled:
             static = static_shape is not None
-            fn = torch.compile(_own_code(fn, len(_CACHE)), dynamic=not static, fullgraph=True, options=_RECOMPUTE)
+            fn = torch.compile(_own_code(fn, len(_CACHE)), dynamic=not static, fullgraph=True,
+                               options=_RECOMPUTE if recompute else None)
         _CACHE[key] = fn
     return fn
 

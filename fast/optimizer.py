@@ -40,13 +40,21 @@ def whole_tensor_reductions(group: dict[str, Any], p: torch.Tensor) -> bool:
                 or (p.dim() >= 2 and group.get("stochastic_sign")))
 
 
+def matrix_features(group: dict[str, Any], p: torch.Tensor) -> bool:
+    """Whether ``p``'s kernel chains row and column reductions (stochastic sign, projected
+    adaptivity and iterative OrthoGrad on tensors with >= 2 dims)."""
+    return p.dim() >= 2 and bool(group.get("stochastic_sign") or group.get("projected_adaptivity")
+                                 or group.get("orthograd") == "iterative")
+
+
 def orthograd_gradient(p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], compiled: bool) -> torch.Tensor:
     """OrthoGrad's g' as a new tensor in the compute dtype (``grad`` when OrthoGrad is off or
     ``p`` has at most one element), for optimizers whose statistics read it outside the step kernel."""
     mode = group.get("orthograd")
     if mode is None or p.numel() <= 1:  # one coordinate has no direction orthogonal to w
         return grad
-    fn = kernels.kernel(make_orthograd_kernel, (mode, matrix_rows(p)), compiled, static_shape=(p.numel(),))
+    fn = kernels.kernel(make_orthograd_kernel, (mode, matrix_rows(p)), compiled, static_shape=(p.numel(),),
+                        recompute=not matrix_features(group, p))
     return fn(p.detach().reshape(-1), grad.reshape(-1)).view(grad.shape)
 
 
@@ -267,12 +275,14 @@ class FastOptimizer(torch.optim.Optimizer):
         shape = storage.working_shape(p.numel(), any(factored))
         pre = (group.get("orthograd") if ortho and p.numel() > 1 else None, matrix_rows(p))
         static = any(factored) or whole_tensor_reductions(group, p) or pre[0] is not None
+        recompute = not matrix_features(group, p)
         fn = kernels.kernel(
             make_step_kernel,
             (make_math, tuple(math_flags), formats, decay and group["weight_decay"] > 0, group["cautious_wd"], mode,
              p.dtype, pre),
             self.compiled_optimizer,
             static_shape=shape if static else None,
+            recompute=recompute,
         )
         stored = tuple(
             None if f is None else storage.kernel_views(f, [state[k] for k in f.keys(slot.name)], shape)
@@ -295,7 +305,7 @@ class FastOptimizer(torch.optim.Optimizer):
                                   static_shape=(p.numel(),))(flat.view(-1), g.view(-1))
         if any(factored):  # before the step kernel: it reads the old states and parameter
             reduce = kernels.kernel(make_column_kernel, (make_math, tuple(math_flags), formats, p.dtype, pre),
-                                    self.compiled_optimizer, static_shape=shape)
+                                    self.compiled_optimizer, static_shape=shape, recompute=recompute)
             sums = reduce(flat, g, stored, scalars, noise, coef)
         fn(flat, g, stored, scalars, bits, coef)
         if flat.data_ptr() != p.data_ptr():

@@ -40,11 +40,12 @@ def kernel_views(fmt: Format, tensors: list[torch.Tensor], shape: tuple[int, ...
     working shape), int8 codes flat (blocks run over the flat order), factors as stored."""
     if fmt.kind == "factored":
         return tuple(tensors)
-    if fmt.kind == "bits":  # unpacked outside the kernel: packing a flat tensor needs a pad
+    if fmt.kind == "bits":  # unpacked outside the kernel (packing a flat tensor in it needs a pad)
         n = 1
         for d in shape:
             n *= d
-        return (unpack_flat(tensors[0], n).view(shape), tensors[0])
+        padded = _bit_table(tensors[0].device)[tensors[0].long()].view(-1)  # 8 bytes of 0/1 per byte
+        return (padded[:n].view(shape), tensors[0], padded)
     if fmt.kind == "int8":
         return (tensors[0].view(-1), *tensors[1:])
     return (tensors[0].view(shape),)
@@ -81,6 +82,27 @@ def _pack_groups(positive: torch.Tensor) -> torch.Tensor:
     of two, which inductor vectorises; the copy into the uint8 tensor converts)."""
     _, weight = _bit_values(positive.device)
     return torch.where(positive, weight, torch.zeros_like(weight)).sum(-1)
+
+
+_TABLES: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _bit_tables(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(256, 8) bits as 0/1 bytes, bit k of byte b at [b, k]; and the weights 2^k as uint8."""
+    if device not in _TABLES:
+        k = torch.arange(8, device=device)
+        # uint8 rather than bool: inductor's CPU code for bool loads and stores is not vectorised
+        table = ((torch.arange(256, device=device)[:, None] >> k) & 1).to(torch.uint8)
+        _TABLES[device] = (table, (1 << k).to(torch.uint8))
+    return _TABLES[device]
+
+
+def _bit_table(device: torch.device) -> torch.Tensor:
+    return _bit_tables(device)[0]
+
+
+def _bit_weights(device: torch.device) -> torch.Tensor:
+    return _bit_tables(device)[1]
 
 
 def unpack_flat(packed: torch.Tensor, n: int) -> torch.Tensor:
@@ -163,7 +185,7 @@ def encode(fmt: Format, x: torch.Tensor, t: Stored, bits: torch.Tensor | None) -
     if fmt.kind == "factored":  # stored by finish, from factor_sums
         return
     if fmt.kind == "bits":  # packed by finish
-        t[0].copy_(x > 0.5)
+        t[0].copy_((x > 0.5).to(torch.uint8))
         return
     if fmt.kind == "int8":
         codes, scales = quantize(x.reshape(-1), fmt.signed, bits.reshape(-1))
@@ -195,8 +217,9 @@ def factor_sums(x: torch.Tensor, signed: bool) -> tuple[torch.Tensor, ...]:
 def finish(fmt: Format, t: Stored, sums: tuple[torch.Tensor, ...] | None) -> None:
     """Store the ``factor_sums``: the row sums, the column sums normalised by their total and
     the signs (after the step kernel, which decodes the old ones)."""
-    if fmt.kind == "bits":
-        t[1].copy_(pack_flat(t[0].reshape(-1)))
+    if fmt.kind == "bits":  # the kernel wrote the first n of the padded booleans; the pad stays 0
+        weights = _bit_weights(t[2].device)
+        t[1].copy_((t[2].view(-1, 8) * weights).sum(-1, dtype=torch.uint8))
         return
     if fmt.kind != "factored":
         return
