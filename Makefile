@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.advopt-installed
 
-.PHONY: venv test demo bench bench-family docs lint conformance clean
+.PHONY: venv test demo bench bench-family bench-features docs lint conformance clean
 
 venv: $(STAMP)
 
@@ -39,6 +39,10 @@ bench: venv
 
 bench-family: venv
 	$(PY) benchmarks/family.py
+
+# BENCH_ARGS: e.g. BENCH_ARGS="--size 1024" (a quicker CPU run) or BENCH_ARGS="--device cuda".
+bench-features: venv
+	$(PY) benchmarks/features.py $(BENCH_ARGS)
 
 clean:
 	rm -rf site docs/generated results
