@@ -14,6 +14,7 @@ from typing import NamedTuple
 import torch
 
 ORTHO_FLOOR = 1e-30
+ORTHO_PARALLEL = 1e-12  # ||g_perp||^2 <= 1e-12 ||g||^2: parallel to w, g' = 0 (spec/directions.md)
 ORTHO_RELAX = 1.01  # adv_optm's over-relaxation of the iterative projection
 ORTHO_ROUNDS = 3
 CAUTIOUS_FLOOR = 1e-3
@@ -62,7 +63,10 @@ def flattened_coef(P: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
     ww, wg, gg = (w * w).sum(), (w * g).sum(), (g * g).sum()
     proj = wg / (ww + ORTHO_FLOOR)
     perp_sq = (gg - 2 * proj * wg + proj * proj * ww).clamp_min(0)
-    return torch.stack((proj, gg.sqrt() / (perp_sq.sqrt() + ORTHO_FLOOR)))
+    # Parallel to w: g_perp is rounding residue (its direction noise, its norm from this expansion
+    # unrelated to the residue's), so g' = 0. The float64 sums decide this far below 1e-12.
+    scale = torch.where(perp_sq > ORTHO_PARALLEL * gg, gg.sqrt() / (perp_sq.sqrt() + ORTHO_FLOOR), 0.0)
+    return torch.stack((proj, scale))
 
 
 def make_orthograd_coef_kernel():

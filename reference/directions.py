@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+ORTHO_PARALLEL = 1e-12  # ||g_perp||^2 <= 1e-12 ||g||^2: g is parallel to w and g' = 0
 ORTHO_FLOOR = 1e-30  # added to ||w||^2 and ||g_perp|| (flattened) and to the slice sums (iterative)
 ORTHO_RELAX = 1.01  # the iterative projection's over-relaxation (adv_optm 2.5.16)
 ORTHO_ROUNDS = 3
@@ -37,7 +38,10 @@ def orthograd_flattened(w: np.ndarray, g: np.ndarray) -> np.ndarray:
     """``g_perp = g - <w,g>/(||w||^2 + 1e-30) w``, rescaled to ``||g||``: the whole tensor as one vector."""
     wf, gf = w.reshape(-1), g.reshape(-1)
     g_perp = gf - float(np.dot(wf, gf)) / (float(np.dot(wf, wf)) + ORTHO_FLOOR) * wf
-    scale = math.sqrt(float(np.dot(gf, gf))) / (math.sqrt(float(np.dot(g_perp, g_perp))) + ORTHO_FLOOR)
+    gg, perp_sq = float(np.dot(gf, gf)), float(np.dot(g_perp, g_perp))
+    if perp_sq <= ORTHO_PARALLEL * gg:  # parallel to w: g_perp is rounding residue, its direction noise
+        return np.zeros_like(g)
+    scale = math.sqrt(gg) / (math.sqrt(perp_sq) + ORTHO_FLOOR)
     return (g_perp * scale).reshape(g.shape)
 
 

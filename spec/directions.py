@@ -67,6 +67,7 @@ __all__ = [
 ]
 
 ORTHO_FLOOR = sp.Float("1e-30")  # added to ||w||^2, ||g_perp|| and the slice sums of w^2
+ORTHO_PARALLEL = sp.Float("1e-12")  # ||g_perp||^2 <= 1e-12 ||g||^2: g is parallel to w and g' = 0
 ORTHO_RELAX = sp.Rational(101, 100)  # the iterative projection's over-relaxation (adv_optm 2.5.16)
 ORTHO_ROUNDS = 3  # rounds of the iterative projection, each along both axes
 CAUTIOUS_FLOOR = sp.Rational(1, 1000)  # the kept fraction is floored at 1e-3
@@ -161,7 +162,9 @@ def orthograd_flattened() -> dict[str, Stage]:
     g_norm = st("g_norm", r"\lVert g\rVert", sp.sqrt(_sum_flat(lambda e: g[e] ** 2)))
     g_perp = st("g_perp", r"g_{\perp}", g[k] - wg / (ww + ORTHO_FLOOR) * w[k], k)
     perp_norm = st("perp_norm", r"\lVert g_{\perp}\rVert", sp.sqrt(_sum_flat(lambda e: g_perp[e] ** 2)))
-    st("g_prime", "g'", g_perp[k] * g_norm / (perp_norm + ORTHO_FLOOR), k)
+    # A gradient parallel to w has g_perp = rounding residue, whose direction is noise: g' = 0.
+    st("g_prime", "g'", sp.Piecewise((0, perp_norm**2 <= ORTHO_PARALLEL * g_norm**2),
+                                     (g_perp[k] * g_norm / (perp_norm + ORTHO_FLOOR), True)), k)
     return dict(st)
 
 
