@@ -127,19 +127,6 @@ def candidates(modules: dict[str, ModuleType | None]) -> tuple[list[Candidate], 
     return cands, rows
 
 
-def portable_compile_options() -> str | None:
-    """Drop the inductor options fast.compile passes that this torch does not know (they are
-    CPU-only options newer than torch 2.11, where torch.compile rejects them); a note when any."""
-    import torch._inductor.config as inductor_config
-
-    options = getattr(fast.compile, "_RECOMPUTE", {})
-    unknown = [k for k in options if not hasattr(inductor_config, k)]
-    for k in unknown:
-        del options[k]
-    return (f"torch {torch.__version__} has no inductor option(s) {', '.join(unknown)}: dropped from "
-            "fast.compile's options for this run (they tune CPU code only)." if unknown else None)
-
-
 def profile(c: Candidate, device: torch.device, top: int = 6) -> dict[str, Any]:
     """``PROFILE_STEPS`` steps of ``c`` under torch.profiler: wall ms/step and the top ``top`` ops by self
     time per step; on CUDA the device kernels only (with their total busy time and launches per step)."""
@@ -180,9 +167,6 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                      if modules["adv223"] is not None else f"{text}: adv_optm 2.2.3's Cautious/Grams rows are skipped.")
     if torch.get_num_threads() == 1 and device.type == "cpu":
         notes.append(THREADS_NOTE)
-    dropped = portable_compile_options()
-    if dropped:
-        notes.append(dropped)
     if args.profile and device.type == "cpu":  # before any compile: names each C++ kernel in the profiles
         import torch._inductor.config as inductor_config
 

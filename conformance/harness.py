@@ -5,7 +5,10 @@ identical values), so each check measures one step's error. Drift mode never re-
 Every random draw of fast (stochastic rounding of parameters and states, int8 state
 rounding) is recorded and injected into the reference, so rounded values are compared
 bit for bit. States are compared in their stored form: dense values, int8 codes and
-scales, factors and unpacked sign bits, each with its own tolerance id.
+scales, factors, unpacked sign bits and freeze-on-flip bits, and Kourkoutas-beta's host
+scalars, each with its own tolerance id, chosen through the run's tolerance classes
+(conformance/features.py). ``build`` takes the registry's samples and inputs or any
+hyperparameters and parameter layout (the generated designs and random runs).
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import numpy as np
 import torch
 
 from conformance.compare import as_array, assert_close
-from conformance.inputs import SLOTS, grads_for_step, group_split, initial_values, make_params
+from conformance.features import resolve_tolerance, tolerance_classes
+from conformance.inputs import SLOTS, Slot, grads_for_step, group_split, initial_values, make_params
 from conformance.registry import Entry
 from reference.storage import unpack_signs
 from spec.storage_layout import Format
@@ -44,26 +48,36 @@ class Pair:
     fast: torch.optim.Optimizer
     ref: Any
     bits: dict[tuple[int, str], torch.Tensor]
+    slots: tuple[Slot, ...] = SLOTS
+    classes: tuple[str, ...] = ()  # the hyperparameters' tolerance classes (features.tolerance_classes)
+
+    def tid(self, what: str) -> str:
+        """The tolerance id for ``what`` under this run's classes (features.resolve_tolerance)."""
+        return resolve_tolerance(self.entry.name, self.classes, what)
 
 
 def build(entry: Entry, sample: str, dtype: str, *, compiled: bool = False, device: str = "cpu",
-          seed: int = 0, storage: str | None = None) -> Pair:
-    hyper = dict(entry.samples[sample])
+          seed: int = 0, storage: str | None = None, hyper: dict[str, Any] | None = None,
+          group1: dict[str, Any] | None = None, slots: tuple[Slot, ...] = SLOTS) -> Pair:
+    """fast and reference on the same parameters: ``entry.samples[sample]`` (or ``hyper``) in
+    group 0, with ``entry.group1`` (or ``group1``) on top in group 1."""
+    hyper = dict(entry.samples[sample] if hyper is None else hyper)
+    group1 = entry.group1 if group1 is None else group1
     if storage is not None:
         hyper.update(entry.storage[storage])
-    params = make_params(initial_values(seed), dtype, device)
-    groups = group_split(params)
+    params = make_params(initial_values(seed, slots), dtype, device, slots)
+    groups = group_split(params, slots)
     fast_opt = entry.fast(
-        [{"params": groups[0]}, {"params": groups[1], **entry.group1}],
+        [{"params": groups[0]}, {"params": groups[1], **group1}],
         compiled_optimizer=compiled, **hyper,
     )
     ref_values = [as_array(p) for p in params]
-    ref_groups = group_split(ref_values)
+    ref_groups = group_split(ref_values, slots)
     ref_opt = entry.reference(
-        [{"params": ref_groups[0]}, {"params": ref_groups[1], **entry.group1}],
+        [{"params": ref_groups[0]}, {"params": ref_groups[1], **group1}],
         param_dtype=dtype, **hyper,
     )
-    pair = Pair(entry, dtype, params, fast_opt, ref_opt, {})
+    pair = Pair(entry, dtype, params, fast_opt, ref_opt, {}, slots, tolerance_classes(hyper, [s.shape for s in slots]))
     original = fast_opt.draw
 
     def recording(p: torch.Tensor, purpose: str) -> torch.Tensor:
@@ -76,7 +90,7 @@ def build(entry: Entry, sample: str, dtype: str, *, compiled: bool = False, devi
 
 
 def step_both(pair: Pair, step: int, seed: int = 0) -> None:
-    grads = grads_for_step(step, seed, pair.entry.consistent_grads)
+    grads = grads_for_step(step, seed, pair.entry.consistent_grads, pair.slots)
     ref_grads = []
     for p, g in zip(pair.fast_params, grads):
         if g is None:
@@ -123,7 +137,17 @@ def _compare_state(pair: Pair, i: int, key: str, actual: torch.Tensor, expected:
                    kind: tuple[Format, str], where: str) -> None:
     fmt, part = kind
     tol_id, ulp_id = state_tolerance(pair, fmt, part)
-    e = pair.entry
+    if fmt.kind == "bits":  # freeze-on-flip's prev_sign: one bit per element, compared unpacked
+        n = pair.fast_params[i].numel()
+        if tuple(actual.shape) != expected.shape or actual.dtype != torch.uint8:
+            raise AssertionError(f"{where}: packed bits {actual.dtype} {tuple(actual.shape)}, "
+                                 f"expected uint8 {expected.shape}")
+        # numpy's own little-endian unpacking: the format spec/state_storage.md names, checked
+        # independently of reference.storage's packing.
+        actual = np.unpackbits(actual.cpu().numpy(), count=n, bitorder="little").astype(np.float64)
+        expected = np.unpackbits(expected, count=n, bitorder="little").astype(np.float64)
+        assert_close(actual, expected, pair.tid("prev_sign"), where)
+        return
     if part == "sign":
         if tuple(actual.shape) != expected.shape or actual.dtype != torch.uint8:
             raise AssertionError(
@@ -132,7 +156,7 @@ def _compare_state(pair: Pair, i: int, key: str, actual: torch.Tensor, expected:
         d2 = pair.ref.state[i][key.replace("_sign", "_col")].shape[0]
         actual = unpack_signs(actual.cpu().numpy(), d2).astype(np.float64)
         expected = unpack_signs(expected, d2).astype(np.float64)
-    assert_close(actual, expected, e.tol_id(tol_id), where, e.tol_id(ulp_id) if ulp_id else None)
+    assert_close(actual, expected, pair.tid(tol_id), where, pair.tid(ulp_id) if ulp_id else None)
 
 
 def _compare_plain(pair: Pair, actual: torch.Tensor, expected: np.ndarray, state_tol: str | None,
@@ -143,8 +167,7 @@ def _compare_plain(pair: Pair, actual: torch.Tensor, expected: np.ndarray, state
         tol_id, ulp_id = (state_tol or "fp32.state"), None
     else:
         tol_id, ulp_id = DENSE_STATE_TOL[dtype]
-    e = pair.entry
-    assert_close(actual, expected, e.tol_id(tol_id), where, e.tol_id(ulp_id) if ulp_id else None)
+    assert_close(actual, expected, pair.tid(tol_id), where, pair.tid(ulp_id) if ulp_id else None)
 
 
 def compare(pair: Pair, label: str, param_tol: tuple[str, str | None] | None = None,
@@ -152,14 +175,18 @@ def compare(pair: Pair, label: str, param_tol: tuple[str, str | None] | None = N
     e = pair.entry
     p_tol, p_ulp = param_tol or PARAM_TOL[pair.dtype]
     for i, p in enumerate(pair.fast_params):
-        where = f"{label} param {i} {SLOTS[i].shape} {pair.dtype}"
-        assert_close(p, pair.ref.params[i], e.tol_id(p_tol), where, e.tol_id(p_ulp) if p_ulp else None)
+        where = f"{label} param {i} {tuple(p.shape)} {pair.dtype}"
+        assert_close(p, pair.ref.params[i], pair.tid(p_tol), where, pair.tid(p_ulp) if p_ulp else None)
         fast_state, ref_state = pair.fast.state.get(p, {}), pair.ref.state[i]
         if set(fast_state) != set(ref_state):
             raise AssertionError(f"{where}: state keys {sorted(fast_state)} != {sorted(ref_state)}")
         kinds = state_kinds(pair, i) if ref_state else {}
         for key, expected in ref_state.items():
             actual = fast_state[key]
+            if isinstance(expected, float):  # a host scalar (Kourkoutas-beta's r and beta2 product)
+                host = state_tol or ("fp64.step" if pair.dtype == "float64" else "kourkoutas")
+                assert_close(np.asarray(float(actual)), np.asarray(expected), pair.tid(host), f"{where} state {key}")
+                continue
             if not isinstance(expected, np.ndarray):
                 if actual != expected:
                     raise AssertionError(f"{where}: state {key} = {actual!r}, expected {expected!r}")
@@ -168,13 +195,13 @@ def compare(pair: Pair, label: str, param_tol: tuple[str, str | None] | None = N
                 _compare_plain(pair, actual, expected, state_tol, f"{where} state {key}")
                 continue
             if state_tol is not None and kinds[key][0].kind == "dense":
-                assert_close(actual, expected, e.tol_id(state_tol), f"{where} state {key}")
+                assert_close(actual, expected, pair.tid(state_tol), f"{where} state {key}")
                 continue
             _compare_state(pair, i, key, actual, expected, kinds[key], f"{where} state {key}")
     for j, (fg, rg) in enumerate(zip(pair.fast.param_groups, pair.ref.param_groups)):
         for key in e.group_state:
             assert_close(np.asarray(float(fg[key])), np.asarray(float(rg[key])),
-                         e.tol_id("drift.group" if state_tol else "group"), f"{label} group {j} {key}")
+                         pair.tid("drift.group" if state_tol else "group"), f"{label} group {j} {key}")
 
 
 def resync(pair: Pair) -> None:
@@ -187,7 +214,9 @@ def resync(pair: Pair) -> None:
             p.copy_(torch.from_numpy(pair.ref.params[i]).to(p.dtype))
             pair.ref.params[i] = as_array(p)
             for key, value in pair.ref.state[i].items():
-                if isinstance(value, np.ndarray):
+                if isinstance(value, float):
+                    pair.fast.state[p][key] = value
+                elif isinstance(value, np.ndarray):
                     st = pair.fast.state[p][key]
                     st.copy_(torch.from_numpy(value).to(st.dtype))
                     integer = not st.is_floating_point()
@@ -195,13 +224,15 @@ def resync(pair: Pair) -> None:
 
 
 def run_per_step(entry: Entry, sample: str, dtype: str, *, steps: int = 5, compiled: bool = False,
-                 device: str = "cpu", storage: str | None = None) -> None:
-    pair = build(entry, sample, dtype, compiled=compiled, device=device, storage=storage)
+                 device: str = "cpu", storage: str | None = None, **given: Any) -> Pair:
+    """Step, compare every parameter and state, re-sync; ``given``: build's hyper/group1/slots."""
+    pair = build(entry, sample, dtype, compiled=compiled, device=device, storage=storage, **given)
     label = f"{entry.name}[{sample}{'' if storage is None else ', ' + storage}]"
     for step in range(steps):
         step_both(pair, step)
         compare(pair, f"{label} step {step + 1}")
         resync(pair)
+    return pair
 
 
 def run_drift(entry: Entry, sample: str, *, steps: int = 25) -> None:

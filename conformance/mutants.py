@@ -20,6 +20,8 @@ from fast import (
     adamw,
     adopt,
     d_adaptation,
+    directions,
+    kourkoutas,
     lion,
     optimizer,
     prodigy,
@@ -39,6 +41,7 @@ class Mutant:
     target: object  # the original function
     edits: tuple[tuple[str, str], ...]  # (old, new) source fragments
     entry: str = "AdamW"  # the registry entry whose checks run first (the others follow)
+    only: bool = False  # run only ``entry``'s checks: the mutant must be caught by that optimizer's samples
 
 
 M = Mutant
@@ -48,10 +51,12 @@ MUTANTS = (
       (("scale * lr / bc1, beta1, 1 - beta1, beta2, 1 - beta2,",
         "scale * lr / bc1, beta2, 1 - beta2, beta1, 1 - beta1,"),)),
     M("bias_correction_off_by_one", adamw.AdamW._step_scalars,
-      (("(1 - beta1**t, 1 - beta2**t)", "(1 - beta1 ** (t + 1), 1 - beta2 ** (t + 1))"),)),
+      (("(1 - beta1**t, bc2)", "(1 - beta1 ** (t + 1), bc2)"),)),
+    M("bias_correction2_off_by_one", optimizer.FastOptimizer.beta2_and_bc2,
+      (("return beta2, 1 - beta2**t", "return beta2, 1 - beta2 ** (t + 1)"),)),
     M("eps_inside_sqrt", adam_math.make_adam_math, (("D = D + eps", "D = (D * D + eps).sqrt()"),)),
     M("weight_decay_not_decoupled", step.make_step_kernel,
-      (("math(g.to(s.dtype), _decoded", "math(g.to(s.dtype) + s[0] / s[1] * p.to(s.dtype), _decoded"),
+      (("math(G, _decoded", "math(G + s[0] / s[1] * P, _decoded"),
        ("decay=decay, cautious=cautious_wd", "decay=False, cautious=cautious_wd"))),
     M("sr_wrong_mask", rounding.stochastic_round_bf16, (("& _HIGH_HALF", "& -131072"),)),
     M("sr_bits_reused", optimizer.FastOptimizer.draw,
@@ -102,7 +107,7 @@ MUTANTS = (
     M("adopt_normalises_by_new_v", adopt.make_adopt_math,
       (("sqrt_v = v.sqrt()", "sqrt_v = (beta2 * v + one_m_beta2 * G * G).sqrt()"),), "Adopt"),
     M("adopt_first_step_updates", adopt.make_adopt_math,
-      (("if not use_atan2:\n                return torch.zeros_like(G), (m, v, m2)",
+      (("if not use_atan2:\n                return torch.zeros_like(G), (m, v, m2), None",
         "if False:\n                pass"),),
       "Adopt"),
     M("adopt_eps_added_not_max", adopt.make_adopt_math,
@@ -133,18 +138,18 @@ MUTANTS = (
       "Prodigy"),
     # Lion and ProdigyLion (spec/lion.md, spec/prodigy_lion.md).
     M("lion_momentum_with_beta1", lion.make_lion_math,
-      (("(beta2 * m + one_m_beta2 * G,)", "(beta1 * m + one_m_beta1 * G,)"),), "Lion"),
+      (("(beta2 * m + one_m_beta2 * Gd, bits)", "(beta1 * m + one_m_beta1 * Gd, bits)"),), "Lion"),
     M("lion_sign_of_momentum", lion.make_lion_math,
-      (("c = beta1 * m + one_m_beta1 * G", "c = beta2 * m + one_m_beta2 * G"),), "Lion"),
+      (("c = beta1 * m + one_m_beta1 * Gd", "c = beta2 * m + one_m_beta2 * Gd"),), "Lion"),
     M("lion_k_without_sqrt_n", lion.make_lion_math, (("clamp_min(NORM_FLOOR) * sqrt_n", "clamp_min(NORM_FLOOR)"),),
       "Lion"),
     M("prodigy_lion_momentum_without_d", lion.make_lion_math,
-      (("G = g_scale * G", "G = G"),), "ProdigyLion"),
+      (("Gd = g_scale * G", "Gd = G"),), "ProdigyLion"),
     # SignSGD (spec/signsgd.md).
     M("signsgd_nesterov_weights_swapped", signsgd.make_signsgd_math,
       (("n = c * m_new + one_m_c *", "n = one_m_c * m_new + c *"),), "SignSGD"),
     M("signsgd_normed_takes_sign", signsgd.make_signsgd_math,
-      (("lr * (n if normed_momentum else torch.sign(n))", "lr * torch.sign(n)"),), "SignSGD"),
+      (("return lr * n, (m_new, None), None", "return lr * torch.sign(n), (m_new, None), None"),), "SignSGD"),
     M("signsgd_simplified_alpha_grad_dropped", signsgd.make_signsgd_math,
       (("n = m_new + alpha_grad * x", "n = m_new"),), "SignSGD"),
     # SimplifiedAdEMAMix (spec/simplified_ademamix.md).
@@ -155,6 +160,54 @@ MUTANTS = (
     M("simplified_warmup_on_beta_not_half_life", schedules.simplified_beta1,
       (("return 0.5 ** (1.0 / ((1.0 - a) * f(h[\"min_beta1\"]) + a * f(beta_end) + 1.0))",
         "return (1.0 - a) * h[\"min_beta1\"] + a * beta_end"),), "SimplifiedAdEMAMix"),
+    # Direction features (spec/directions.md). Each needs a registry sample with the feature on.
+    M("cautious_not_renormalised", directions.cautious,
+      (("return n * keep / keep.mean().clamp_min(CAUTIOUS_FLOOR)", "return n * keep"),)),
+    M("grams_sign_of_momentum", directions.grams, (("torch.sign(G) * n.abs()", "torch.sign(n) * n.abs()"),)),
+    M("orthograd_projects_on_gradient", directions.orthograd, (("(G - proj * P) * scale", "(G - proj * G) * scale"),)),
+    M("orthograd_norm_not_restored", directions.orthograd, (("(G - proj * P) * scale", "(G - proj * P)"),)),
+    M("orthograd_coefficient_over_gradient_norm", directions.flattened_coef,
+      (("proj = wg / (ww + ORTHO_FLOOR)", "proj = wg / (gg + ORTHO_FLOOR)"),)),
+    M("orthograd_iterative_without_column_pass", directions._iterative,
+      (("zip(axes, floors, targets, w_sq):", "zip(axes, floors, targets, w_sq):\n            if k == 0:\n"
+        "                continue"),)),
+    M("orthograd_iterative_projects_on_gradient", directions._iterative,
+      (("/ wk) * w", "/ wk) * x"),)),
+    M("adopt_atan2_arguments_swapped", adopt.make_adopt_math,
+      (("torch.atan2(G, sqrt_v)", "torch.atan2(sqrt_v, G)"),), "Adopt", only=True),
+    M("prodigy_atan2_arguments_swapped", adam_math.make_adam_math,
+      (("torch.atan2(x, D)", "torch.atan2(D, x)"),), "Prodigy", only=True),
+    M("prodigy_statistics_before_orthograd", prodigy.Prodigy._update,
+      (("grad = orthograd_gradient(p, grad, group, self.compiled_optimizer)\n"
+        "    self.statistics(p, grad, group, state, dlr)",
+        "self.statistics(p, grad, group, state, dlr)\n"
+        "    grad = orthograd_gradient(p, grad, group, self.compiled_optimizer)"),), "Prodigy"),
+    M("kourkoutas_spike_without_ema", kourkoutas.beta2_now,
+      (('x = rho / (r + h["tiny_spike"])', 'x = rho / (rho + h["tiny_spike"])'),)),
+    M("kourkoutas_bias_correction_static", kourkoutas.Kourkoutas.beta2,
+      (("return beta2, 1 - prod", 'return beta2, 1 - group["betas"][1] ** t'),)),
+    M("kourkoutas_warmup_ignored", kourkoutas.beta2_now,
+      (("w = min(1.0, t / warm) if warm > 0 else 1.0", "w = 1.0"),)),
+    M("adopt_kourkoutas_static_beta2", adopt.Adopt._update,
+      (("beta2, _ = self.beta2_and_bc2(p, group, state, t)",
+        '_ = self.beta2_and_bc2(p, group, state, t)\n    beta2 = group["betas"][1]'),), "Adopt"),
+    M("lion_cautious_before_sign", directions.sign_pipeline,
+      (("direction = cautious(direction, G)", "direction = cautious(x, G)"),), "Lion"),
+    M("stochastic_sign_noise_in_zero_one", directions.stochastic_sign,
+      (("* NOISE_SCALE - 1", "* NOISE_SCALE / 2"),), "Lion"),
+    M("stochastic_sign_columns_not_scaled", directions.stochastic_sign,
+      (("y = y / y.abs().amax(0, keepdim=True).clamp_min(SIGN_FLOOR)", "y = y"),), "Lion"),
+    M("freeze_on_flip_not_freezing", directions.sign_pipeline,
+      (("direction = torch.where(flipped, torch.zeros_like(direction), direction)", "pass"),), "Lion"),
+    M("freeze_on_flip_compares_with_gradient", directions.sign_pipeline,
+      (("(positive != (prev > 0.5))", "(positive != (G > 0))"),), "Lion"),
+    M("freeze_on_flip_stores_frozen_sign", directions.sign_pipeline,
+      (("bits = positive.to(x.dtype)", "bits = (direction > 0).to(x.dtype)"),), "Lion"),
+    M("freeze_on_flip_on_first_step", directions.sign_pipeline,
+      (("& (have_prev > 0)", ""),), "SignSGD"),
+    M("projected_decay_not_scaled", step.make_step_kernel, (("scale=ell)", "scale=None)"),), "Lion"),
+    M("projected_scale_not_divided_by_mean", directions.projected_scale,
+      (("/ a2.mean().clamp_min(PROJECTED_FLOOR)", ""),), "SignSGD"),
 )
 
 

@@ -7,11 +7,12 @@ numbers so two param groups with different hyperparameters run side by side.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import fast
 import reference
+from conformance.features import feature_samples
 from conformance.tolerances import TOLERANCES
 from spec.hparams import adamw as adamw_hparams
 from spec.hparams import adopt as adopt_hparams
@@ -30,6 +31,7 @@ class Entry:
     hyperparameters: dict
     samples: dict[str, dict[str, Any]]
     group1: dict[str, Any]
+    constraints: tuple = ()  # spec's CONSTRAINTS of the optimizer (the generated designs obey them)
     dtypes: tuple[str, ...] = ("float64", "float32", "bfloat16", "float16")
     compiled_samples: tuple[str, ...] = ()
     # Compilation dominates the suite's time: AdamW compiles every format and both dtypes; the
@@ -87,6 +89,7 @@ ADAMW = Entry(
     fast=fast.AdamW,
     reference=reference.AdamW,
     hyperparameters=adamw_hparams.ALL,
+    constraints=adamw_hparams.CONSTRAINTS,
     samples={
         "default": {},
         "betas_eps_wd": {"lr": 3e-2, "betas": (0.8, 0.95), "eps": 1e-6, "weight_decay": 0.1},
@@ -133,6 +136,7 @@ ADOPT = Entry(
     fast=fast.Adopt,
     reference=reference.Adopt,
     hyperparameters=adopt_hparams.ALL,
+    constraints=adopt_hparams.CONSTRAINTS,
     samples={
         "default": {},
         "betas_eps_wd": {"lr": 2e-2, "betas": (0.8, 0.95), "eps": 1e-3, "weight_decay": 0.1, "cautious_wd": True},
@@ -158,6 +162,7 @@ PRODIGY = Entry(
     fast=fast.Prodigy,
     reference=reference.Prodigy,
     hyperparameters=prodigy_hparams.ALL,
+    constraints=prodigy_hparams.CONSTRAINTS,
     samples={
         "default": {},
         "adapted": {"lr": 0.5, "betas": (0.8, 0.95), "eps": 1e-6, "weight_decay": 0.1, "d0": 1e-3, "d_coef": 30.0,
@@ -189,6 +194,7 @@ LION = Entry(
     fast=fast.Lion,
     reference=reference.Lion,
     hyperparameters=lion_hparams.ALL,
+    constraints=lion_hparams.CONSTRAINTS,
     samples={
         "default": {},
         "betas_wd": {"lr": 1e-2, "betas": (0.8, 0.95), "weight_decay": 0.2, "cautious_wd": True},
@@ -207,6 +213,7 @@ PRODIGY_LION = Entry(
     fast=fast.ProdigyLion,
     reference=reference.ProdigyLion,
     hyperparameters=prodigy_lion_hparams.ALL,
+    constraints=prodigy_lion_hparams.CONSTRAINTS,
     samples={
         "default": {},
         "adapted": {"lr": 0.5, "betas": (0.8, 0.95), "weight_decay": 0.1, "d0": 1e-3, "d_coef": 20.0, "slice_p": 3,
@@ -231,6 +238,7 @@ SIGNSGD = Entry(
     fast=fast.SignSGD,
     reference=reference.SignSGD,
     hyperparameters=signsgd_hparams.ALL,
+    constraints=signsgd_hparams.CONSTRAINTS,
     samples={
         "default": {},
         "momentum_wd": {"lr": 1e-2, "momentum": 0.8, "weight_decay": 0.2, "cautious_wd": True},
@@ -254,6 +262,7 @@ SIMPLIFIED_ADEMAMIX = Entry(
     fast=fast.SimplifiedAdEMAMix,
     reference=reference.SimplifiedAdEMAMix,
     hyperparameters=simplified_hparams.ALL,
+    constraints=simplified_hparams.CONSTRAINTS,
     samples={
         "default": {"lr": 1e-3},
         "betas_eps_wd": {"lr": 1e-3, "betas": (0.9, 0.95), "eps": 1e-6, "weight_decay": 0.1, "alpha_grad": 10.0,
@@ -268,4 +277,15 @@ SIMPLIFIED_ADEMAMIX = Entry(
     storage_samples=("betas_eps_wd", "warmup"),
 )
 
+
+
+def with_features(entry: Entry) -> Entry:
+    """``entry`` plus one generated sample per direction feature it takes (conformance/features.py):
+    each runs in every check that iterates the samples (every dtype, factored states)."""
+    return replace(entry, samples={**entry.samples, **feature_samples(entry)})
+
+
+ADAMW, ADOPT, PRODIGY, LION, PRODIGY_LION, SIGNSGD, SIMPLIFIED_ADEMAMIX = (
+    with_features(e) for e in (ADAMW, ADOPT, PRODIGY, LION, PRODIGY_LION, SIGNSGD, SIMPLIFIED_ADEMAMIX)
+)
 ENTRIES = {e.name: e for e in (ADAMW, ADOPT, PRODIGY, LION, PRODIGY_LION, SIGNSGD, SIMPLIFIED_ADEMAMIX)}

@@ -6,25 +6,10 @@ tests. Reasons state the derivation or the measurement behind each number.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from conformance.tolerance import BF16_ULP, FP32_ULP, Tolerance
+from conformance.tolerances_directions import DIRECTIONS
 
-
-@dataclass(frozen=True)
-class Tolerance:
-    """|actual - expected| <= atol + rtol*|expected| elementwise, except for at most
-    ``ceil(max_error_rate * numel)`` elements of one comparison (0: none)."""
-
-    rtol: float
-    atol: float
-    reason: str
-    max_error_rate: float = 0.0
-    # Added to atol, times the largest |expected| of the comparison: for sums that cancel, whose
-    # rounding error scales with their terms rather than with each result.
-    atol_of_max: float = 0.0
-
-
-FP32_ULP = 2.0**-23
-BF16_ULP = 2.0**-7
+__all__ = ["BF16_ULP", "FP32_ULP", "TOLERANCES", "Tolerance", "tol"]
 
 TOLERANCES: dict[str, Tolerance] = {
     "spec.reference": Tolerance(
@@ -374,6 +359,9 @@ TOLERANCES: dict[str, Tolerance] = {
         "small enough).",
     ),
 }
+
+
+TOLERANCES.update(DIRECTIONS)  # the direction features' ids (conformance/tolerances_directions.py)
 
 
 def tol(key: str) -> Tolerance:

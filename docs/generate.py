@@ -12,6 +12,7 @@ time, so a page can never be stale. What it contains:
   ``<!-- generated: factors state_storage -->``), NAME being the page's name;
 - ``api.md``: mkdocstrings directives for each registered optimizer class;
 - ``tolerances.md``: the conformance tolerance table;
+- ``directions.md``: the optimizer x direction feature matrix with the tolerance ids that apply;
 - ``results/``: benchmark and demo pages (docs/results.py), with results when present;
 - ``assets/mathjax/``: MathJax copied from an installed PyPI package (no CDN at view time);
 - ``_nav.yml``: the navigation, inherited by mkdocs.yml, so pages come from the registry.
@@ -181,16 +182,19 @@ def api_page() -> str:
     return "\n".join(lines)
 
 
+def num(x: float) -> str:
+    return "0" if x == 0 else f"{x:.3g}"
+
+
+def anchor(key: str) -> str:
+    """The id of a tolerance's section on tolerances.md."""
+    return "tol-" + re.sub(r"[^a-z0-9]+", "-", key.lower()).strip("-")
+
+
 def tolerances_page() -> str:
     """A compact table of the numbers, then one section per id with its reason (reasons are
     paragraphs; squeezed into a table column they become unreadable)."""
     from conformance.tolerances import TOLERANCES
-
-    def num(x: float) -> str:
-        return "0" if x == 0 else f"{x:.3g}"
-
-    def anchor(key: str) -> str:
-        return "tol-" + re.sub(r"[^a-z0-9]+", "-", key.lower()).strip("-")
 
     rows = [
         "| Id | rtol | atol | max error rate |",
@@ -218,6 +222,54 @@ def tolerances_page() -> str:
         "",
         *reasons,
     ])
+
+
+def directions_page() -> str:
+    """The optimizer x direction feature matrix, from spec's FEATURES_OF, and the tolerance ids
+    each supported feature's conformance runs use, from the tolerance table."""
+    from conformance.features import FEATURE_CLASSES, TOLERANCE_CLASSES, feature_tolerances, resolve_tolerance
+    from conformance.registry import ENTRIES
+    from conformance.tolerances import TOLERANCES
+    from spec.hparams.directions import DIRECTION_FEATURES, FEATURES_OF
+
+    def value(key: str) -> str:
+        t = TOLERANCES[key]
+        parts = [f"rtol {num(t.rtol)}", f"atol {num(t.atol)}"]
+        parts += [f"{num(t.atol_of_max)}·max" for _ in [0] if t.atol_of_max]
+        parts += [f"rate {num(t.max_error_rate)}" for _ in [0] if t.max_error_rate]
+        return f"[`{key}`](tolerances.md#{anchor(key)}) ({', '.join(parts)})"
+
+    plain = ("fp64.step", "fp32.step", "fp32.state", "bf16_sr.param", "bf16.state", "fp16.param", "fp16.state")
+    lines = [
+        "# Direction features: support and tolerances",
+        "",
+        "Generated from `FEATURES_OF` (spec/hparams/directions.py) and the conformance tolerance table. "
+        "A feature an optimizer does not take is an unknown argument (TypeError). Every supported feature "
+        "runs fast against reference in the conformance suite (every parameter dtype, dense and factored "
+        "states, an all-pairs design over all flags and random combinations); the ids below are the "
+        "tolerances those comparisons use. See [spec/directions.md](spec/directions.md) for the features "
+        "and [Tolerances](tolerances.md) for each id's reason.",
+        "",
+        "| Optimizer | " + " | ".join(f"`{f}`" for f in DIRECTION_FEATURES) + " |",
+        "| --- |" + " --- |" * len(DIRECTION_FEATURES),
+    ]
+    for name, features in FEATURES_OF.items():
+        lines.append(f"| {name} | " + " | ".join("✓" if f in features else "—" for f in DIRECTION_FEATURES) + " |")
+    lines += ["", "## Tolerance classes", "",
+              "A run's configuration puts it in classes, most specific first; a class replaces an id "
+              "`<optimizer>.<id>` by `<optimizer>.<class>.<id>` (or AdamW's) where the table has one.", ""]
+    lines += [f"- `{c}`: {text}" for c, text, _ in TOLERANCE_CLASSES]
+    for name, features in FEATURES_OF.items():
+        group = bool(ENTRIES[name].group_state)
+        lines += ["", f"## {name}", "",
+                  "Plain ids (every feature's runs, unless a class replaces them): "
+                  + ", ".join(value(resolve_tolerance(name, (), w)) for w in plain) + ".", "",
+                  "| Feature | Tolerance classes | Its own tolerance ids |", "| --- | --- | --- |"]
+        for f in features:
+            ids = [k for k in feature_tolerances(name, f) if group or not k.endswith(".group")]
+            classes = ", ".join(f"`{c}`" for c in FEATURE_CLASSES.get(f, ())) or "—"
+            lines.append(f"| `{f}` | {classes} | {'<br>'.join(map(value, ids)) or 'the plain ids'} |")
+    return "\n".join(lines)
 
 
 # -- assets and navigation -------------------------------------------------------------------
@@ -256,7 +308,8 @@ def nav(spec: list[str], result_pages: list[str]) -> str:
     lines = ["# Written by docs/generate.py; mkdocs.yml inherits it.", "nav:",
              f"  - Home: {q('index.md')}", "  - Specification:"]
     lines += [f"      - {q(p)}" for p in spec]
-    lines += [f"  - API: {q('api.md')}", f"  - Tolerances: {q('tolerances.md')}"]
+    lines += [f"  - API: {q('api.md')}", f"  - Tolerances: {q('tolerances.md')}",
+              f"  - Direction features: {q('directions.md')}"]
     lines += [f"  - {q(p)}" for p in result_pages]
     return "\n".join(lines)
 
@@ -270,6 +323,7 @@ def main() -> None:
     spec = spec_pages()
     write(OUT / "api.md", api_page())
     write(OUT / "tolerances.md", tolerances_page())
+    write(OUT / "directions.md", directions_page())
     result_pages = results.write_pages(RESULTS, OUT)
     write(OUT / NAV_FILE, nav(spec, result_pages))
 

@@ -12,7 +12,6 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 import torch
-import torch._inductor.config
 
 _CACHE: dict[Hashable, Callable[..., Any]] = {}
 
@@ -20,13 +19,17 @@ _CACHE: dict[Hashable, Callable[..., Any]] = {}
 # of storing them as full-size temporaries: with the defaults each such temporary costs one
 # parameter's fp32 size of peak memory, and a kernel with a whole-tensor reduction (Cautious's
 # mean) stored two of them, which made it 2.8x slower on CPU instead of 1.2x.
-_RECOMPUTE = {
-    key: 1000
-    for key in ("realize_reads_threshold", "realize_opcount_threshold", "realize_acc_reads_threshold",
-                "realize_cpu_opcount_threshold", "realize_cpu_acc_reads_threshold")
-    # the CPU-specific thresholds are newer than torch 2.11; options must name existing keys
-    if hasattr(torch._inductor.config, key)
-}
+_RECOMPUTE_KEYS = ("realize_reads_threshold", "realize_opcount_threshold", "realize_acc_reads_threshold",
+                  "realize_cpu_opcount_threshold", "realize_cpu_acc_reads_threshold")
+
+
+def _recompute_options() -> dict[str, int]:
+    """The thresholds above that the running torch knows (the CPU ones are newer than torch 2.11;
+    options must name existing keys). Imported here, not at module load: inductor imports sympy,
+    which ``import fast`` must not."""
+    import torch._inductor.config as inductor_config
+
+    return {key: 1000 for key in _RECOMPUTE_KEYS if hasattr(inductor_config, key)}
 
 
 def kernel(make: Callable[..., Callable[..., Any]], flags: tuple, compiled: bool,
@@ -46,7 +49,7 @@ def kernel(make: Callable[..., Callable[..., Any]], flags: tuple, compiled: bool
         if compiled:
             static = static_shape is not None
             fn = torch.compile(_own_code(fn, len(_CACHE)), dynamic=not static, fullgraph=True,
-                               options=_RECOMPUTE if recompute else None)
+                               options=_recompute_options() if recompute else None)
         _CACHE[key] = fn
     return fn
 

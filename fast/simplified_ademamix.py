@@ -61,7 +61,9 @@ class SimplifiedAdEMAMix(FastOptimizer):
         ema_alpha: decay of the EMA of the bucket's gradient norm, in [0, 1). Default 0.95.
         tiny_spike: added to that EMA in the spike ratio, > 0. Default 1e-9.
         k_warmup_steps: blend beta2 in from betas[1] over this many steps. Default 0.
-        state_precision, factored_2nd, vector_reshape: storage of the moments. Default 'auto'.
+        state_precision: storage of the moments; see the state storage spec page. Default 'auto'.
+        factored_2nd: factor only ``exp_avg_sq``. Default False.
+        vector_reshape: factor 0-d and 1-D tensors too; needs a factored mode. Default False.
         stochastic_rounding: write bf16 parameters with stochastic rounding. Default True.
         seed: seed of this optimizer's generators (saved in ``state_dict()``). Default 0.
         compiled_optimizer: run the step as a ``torch.compile``'d fused kernel. Default True.
