@@ -157,15 +157,8 @@ def flag_names(table: Mapping[str, Any]) -> list[str]:
 # A run's tolerance classes, most specific first: a class names the tolerances (``<class>.<id>`` in
 # conformance/tolerances.py) that replace the plain ones where it has them. Each test gets the
 # hyperparameters and the parameters' shapes of the run.
-def _thin(shape: tuple[int, ...]) -> bool:
-    """A tensor whose matrix view (shape[0], -1) has a side of length 1."""
-    return len(shape) >= 2 and 1 in (shape[0], math.prod(shape[1:])) and math.prod(shape) > 1
-
-
 SMALL = 64  # tensors below this many elements: rate-based tolerances count single elements
 TOLERANCE_CLASSES = (
-    ("orthograd_thin", "iterative OrthoGrad with a tensor whose (shape[0], -1) view has a side of 1",
-     lambda h, shapes: h.get("orthograd") == "iterative" and any(map(_thin, shapes))),
     ("small", f"every tensor of the run has fewer than {SMALL} elements",
      lambda h, shapes: max((math.prod(s) for s in shapes), default=0) < SMALL),
     ("orthograd", "OrthoGrad on", lambda h, shapes: h.get("orthograd") is not None),
@@ -174,7 +167,7 @@ TOLERANCE_CLASSES = (
     ("normed", "normed momentum", lambda h, shapes: bool(h.get("normed_momentum"))),
 )
 # The feature each class belongs to, and each feature's own tolerance ids (docs/generate.py's matrix).
-FEATURE_CLASSES = {"orthograd": ("orthograd_thin", "orthograd")}
+FEATURE_CLASSES = {"orthograd": ("orthograd",)}
 FEATURE_IDS = {"kourkoutas_beta": ("kourkoutas",), "freeze_on_flip": ("prev_sign",)}
 
 

@@ -9,12 +9,8 @@ same random tensors (fp32 and bf16), one re-synced step each (of_max: |error| / 
 
 from __future__ import annotations
 
-from conformance.tolerance import BF16_ULP, FP16_ULP, FP32_ULP, Tolerance
+from conformance.tolerance import FP16_ULP, FP32_ULP, Tolerance
 
-THIN = ("iterative OrthoGrad of a matrix whose (shape[0], -1) view has a side of 1: each slice along that "
-        "side is one element, x - 1.01 (w x / w^2) w = -0.01 x, so every such projection multiplies the "
-        "relative rounding error by 100 and three rounds compound it (spec: adv_optm's method; flattened "
-        "OrthoGrad is well conditioned there)")
 SMALL = ("runs whose tensors all have fewer than 64 elements (the random shapes): a rate-based tolerance "
          "counts single elements there, and one tensor of 9 with one rounding-boundary difference is 11%")
 
@@ -87,42 +83,6 @@ DIRECTIONS: dict[str, Tolerance] = {
         "fast forms in fp32 (prodigy.group assumes the exact gradient); the numerator sums <g', p0 - p> with "
         "cancellation. Measured 1.8e-7 relative on the registry's tensors, 1.8e-5 (ProdigyLion d_numerator) "
         "on random shapes.",
-    ),
-    "adamw.orthograd_thin.fp32.step": Tolerance(
-        1e-4, 1e-7, f"{THIN}. Parameters: measured 3.0e-5 of max|expected| (Prodigy, (11, 1)).", atol_of_max=1e-4,
-    ),
-    "adamw.orthograd_thin.fp32.state": Tolerance(
-        1e-3, 5e-6, f"{THIN}. fp32 states: measured up to 7.7e-4 of max|expected| and 4.3e-3 relative; the worst "
-        "element needs 0.05 of this bound.", atol_of_max=1e-3,
-    ),
-    "adamw.orthograd_thin.factor": Tolerance(
-        1e-3, 0.0, f"{THIN}. Factors: measured 1.1e-4 of max, 1.2e-2 relative on a small element.", atol_of_max=1e-3,
-    ),
-    "adamw.orthograd_thin.group": Tolerance(
-        1e-3, 1e-12, f"{THIN}. Prodigy's statistics: measured 1.3e-4 relative on d_numerator.",
-    ),
-    "adamw.orthograd_thin.fp16.state": Tolerance(
-        0.0, 0.0, f"{THIN}. The working value's ~1e-4 error straddles fp16 rounding boundaries often: measured 22% "
-        "of a (1, 9) tensor's elements. Allowed 35%, each within adamw.orthograd_thin.fp16.state_one_ulp.",
-        max_error_rate=0.35,
-    ),
-    "adamw.orthograd_thin.bf16.state": Tolerance(
-        0.0, 0.0, f"{THIN}. As adamw.orthograd_thin.fp16.state for bf16 states: measured 22%. Allowed 35%.",
-        max_error_rate=0.35,
-    ),
-    "adamw.orthograd_thin.bf16_sr.param": Tolerance(
-        0.0, 0.0, f"{THIN}. bf16 parameters: measured 9% (1 of 11). Allowed 35%, each one bf16 neighbour.",
-        max_error_rate=0.35,
-    ),
-    "adamw.orthograd_thin.fp16.state_one_ulp": Tolerance(
-        FP16_ULP, 5e-6, f"{THIN}. fp16 states past the rate: one ulp or adamw.orthograd_thin.fp32.state's error "
-        "(measured 5.3e-3 relative, 5 fp16 ulps, Adopt (1, 9) exp_avg; 0.67 of one ulp + 1e-3 x max at worst). "
-        "Allowed one ulp + 2e-3 x max|expected|.", atol_of_max=2e-3,
-    ),
-    "adamw.orthograd_thin.bf16.state_one_ulp": Tolerance(
-        BF16_ULP, 5e-6, f"{THIN}. bf16 states past the rate: one ulp or adamw.orthograd_thin.fp32.state's error "
-        "(0.76 of one ulp + 1e-3 x max at worst, AdamW (1, 9) exp_avg). Allowed one ulp + 2e-3 x max|expected|.",
-        atol_of_max=2e-3,
     ),
     "adamw.small.fp16.state": Tolerance(
         0.0, 0.0, f"{SMALL}. fp16 states, as adamw.fp16.state: measured 11% (1 of 9). Allowed 25%, each one ulp; "

@@ -31,6 +31,14 @@ def matrix_rows(p: torch.Tensor) -> int:
     return p.shape[0] if p.dim() >= 2 else 0
 
 
+def orthograd_rows(p: torch.Tensor) -> int:
+    """The rows of iterative OrthoGrad's matrix view, or 0 for the flattened form: 0-d and 1-D
+    tensors, and views with a side of 1 (a vector in disguise, on which each projection along the
+    side of 1 leaves -0.01 x and rounding grows 100x per round)."""
+    rows = matrix_rows(p)
+    return rows if 1 < rows < p.numel() else 0
+
+
 def whole_tensor_reductions(group: dict[str, Any], p: torch.Tensor) -> bool:
     """Whether ``p``'s step kernel reduces over the whole tensor (Cautious's mean, Lion-K's norm,
     the matrix features' row and column statistics; OrthoGrad's are added by the caller). Such
@@ -53,7 +61,7 @@ def orthograd_gradient(p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any
     mode = group.get("orthograd")
     if mode is None or p.numel() <= 1:  # one coordinate has no direction orthogonal to w
         return grad
-    fn = kernels.kernel(make_orthograd_kernel, (mode, matrix_rows(p)), compiled, static_shape=(p.numel(),),
+    fn = kernels.kernel(make_orthograd_kernel, (mode, orthograd_rows(p)), compiled, static_shape=(p.numel(),),
                         recompute=not matrix_features(group, p))
     return fn(p.detach().reshape(-1), grad.reshape(-1)).view(grad.shape)
 
@@ -273,7 +281,7 @@ class FastOptimizer(torch.optim.Optimizer):
         mode = write_mode(p.dtype, self.stochastic_rounding)
         factored = [f is not None and f.kind == "factored" for f in formats]
         shape = storage.working_shape(p.numel(), any(factored))
-        pre = (group.get("orthograd") if ortho and p.numel() > 1 else None, matrix_rows(p))
+        pre = (group.get("orthograd") if ortho and p.numel() > 1 else None, orthograd_rows(p))
         static = any(factored) or whole_tensor_reductions(group, p) or pre[0] is not None
         recompute = not matrix_features(group, p)
         fn = kernels.kernel(

@@ -49,8 +49,9 @@ def orthograd_iterative(w: np.ndarray, g: np.ndarray) -> np.ndarray:
     """adv_optm 2.5.16's alternating projection on the (m, n) = (shape[0], -1) view: three rounds
     of, for the axis k = dim (0 if m > n, else 1) and then the other one, removing each slice's
     component along w (over-relaxed by 1.01) and restoring the slice norms of the original g
-    (both floored at 1/sqrt(size along k)). 0-d and 1-D tensors use the flattened form."""
-    if g.ndim < 2:
+    (both floored at 1/sqrt(size along k)). 0-d and 1-D tensors, and tensors whose view has a side
+    of 1 (a vector in disguise), use the flattened form."""
+    if g.ndim < 2 or 1 in matrix_view(g).shape:
         return orthograd_flattened(w, g)
     w2, x = matrix_view(w), matrix_view(g)
     first = 0 if x.shape[0] > x.shape[1] else 1
