@@ -38,7 +38,7 @@ from typing import Any
 import benchutil as bu
 import torch
 import torch._dynamo
-from step_time import Candidate, median_ratios, model_tensors, plan, timed_step
+from step_time import Candidate, crash_text, interleaved_rounds, median_ratios, model_tensors, plan, timed_step
 from torch._dynamo.utils import counters
 
 import fast
@@ -134,10 +134,6 @@ class Extra:
     params_after_warmup: list[torch.Tensor] = field(default_factory=list)
 
 
-def crash_text(err: Exception) -> str:
-    return f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
-
-
 def candidates(adv: dict[str, ModuleType | None], adv_compiled: bool) -> tuple[list[Candidate], dict[str, Extra]]:
     f32 = torch.float32
     cands = [Candidate("torch_fused", "torch", "torch AdamW fused", "fp32", f32,
@@ -226,24 +222,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     estimate = plan(live, n_rounds, args.per_round, args.budget)
     print(f"timing: {n_rounds} rounds, about {estimate:.0f} s (budget {args.budget:.0f} s)")
     graphs_before = stats["unique_graphs"]
-    t_timing = time.perf_counter()
-    gc.collect()
-    gc.disable()  # a collection inside a timed step would be noise, not optimizer cost
-    try:
-        for r in range(n_rounds):
-            for c in live if r % 2 == 0 else reversed(live):  # alternate: drift within a round favours none
-                if c.crash is not None or r % c.stride != c.offset:
-                    continue
-                try:
-                    c.rounds[r] = [timed_step(c.opt, device)[0] for _ in range(c.steps_per_round)]
-                except Exception as err:  # one row failing late must not cost the whole run
-                    c.crash = f"while timed (round {r + 1}) {crash_text(err)}"
-                    print(f"\n{c.label} [{c.states}] ({c.family}): crashes {c.crash}")
-            print(f"\rround {r + 1}/{n_rounds} ({time.perf_counter() - t_timing:.0f} s)", end="", flush=True)
-        print()
-    finally:
-        gc.enable()
-    timing_s = time.perf_counter() - t_timing
+    timing_s = interleaved_rounds(live, n_rounds, device, catch=True)
 
     rows: list[dict[str, Any]] = []
     for c in cands:

@@ -36,8 +36,8 @@ from typing import Any
 
 import benchutil as bu
 import torch
-from family import THREADS_NOTE, crash_text, load_v223
-from step_time import Candidate, median_ratios, plan, timed_step
+from family import THREADS_NOTE, load_v223
+from step_time import Candidate, crash_text, interleaved_rounds, median_ratios, plan, timed_step
 from torch._dynamo.utils import counters
 
 import fast
@@ -207,25 +207,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     estimate = plan(live, n_rounds, args.per_round, math.inf)
     print(f"timing: {n_rounds} rounds of {len(live)} rows, about {estimate:.0f} s")
     graphs_before = stats["unique_graphs"]
-    t_timing = time.perf_counter()
-    gc.collect()
-    gc.disable()  # a collection inside a timed step would be noise, not optimizer cost
-    try:
-        for r in range(n_rounds):
-            for c in live if r % 2 == 0 else reversed(live):
-                if c.crash is None:
-                    try:
-                        c.rounds[r] = [timed_step(c.opt, device)[0] for _ in range(c.steps_per_round)]
-                    except Exception as err:
-                        c.crash = f"while timed (round {r + 1}) {crash_text(err)}"
-            print(f"\rround {r + 1}/{n_rounds} ({time.perf_counter() - t_timing:.0f} s)", end="", flush=True)
-            if time.perf_counter() - t_timing > args.budget and r >= 2:
-                print(f"\nbudget of {args.budget:.0f} s reached after {r + 1} rounds")
-                break
-        print()
-    finally:
-        gc.enable()
-    timing_s = time.perf_counter() - t_timing
+    timing_s = interleaved_rounds(live, n_rounds, device, budget_s=args.budget, catch=True)
     fused = next(c for c in live if c.key == "torch_fused")
     by_key = {c.key: c for c in cands}
     results: list[dict[str, Any]] = []

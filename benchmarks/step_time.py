@@ -164,6 +164,45 @@ def timed_rounds(c: Candidate, n_rounds: int) -> list[int]:
     return [r for r in range(n_rounds) if r % c.stride == c.offset]
 
 
+def crash_text(err: Exception) -> str:
+    return f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
+
+
+def interleaved_rounds(live: list[Candidate], n_rounds: int, device: torch.device, budget_s: float = math.inf,
+                       catch: bool = False) -> float:
+    """Time ``live`` in ``n_rounds`` rounds, each candidate's ``steps_per_round`` steps in the rounds
+    its stride picks, the order reversed every other round (a linear drift within a round favours
+    no candidate) and the garbage collector off. ``catch``: a candidate that raises is marked
+    crashed and the others go on. Stops after the round that passes ``budget_s`` (at least 3
+    rounds). Returns the seconds the timing took."""
+    t0 = time.perf_counter()
+    gc.collect()
+    gc.disable()  # a collection inside a timed step would be noise, not optimizer cost
+    try:
+        for r in range(n_rounds):
+            for c in live if r % 2 == 0 else reversed(live):
+                if c.crash is not None or r % c.stride != c.offset:
+                    continue
+                try:
+                    samples = [timed_step(c.opt, device) for _ in range(c.steps_per_round)]
+                except Exception as err:
+                    if not catch:
+                        raise
+                    c.crash = f"while timed (round {r + 1}) {crash_text(err)}"
+                    print(f"\n{c.label} [{c.states}] ({c.family}): crashes {c.crash}")
+                    continue
+                c.rounds[r] = [t for t, _ in samples]
+                c.faults += [f for _, f in samples]
+            print(f"\rround {r + 1}/{n_rounds} ({time.perf_counter() - t0:.0f} s)", end="", flush=True)
+            if time.perf_counter() - t0 > budget_s and r >= 2:
+                print(f"\nbudget of {budget_s:.0f} s reached after {r + 1} rounds", end="")
+                break
+        print()
+    finally:
+        gc.enable()
+    return time.perf_counter() - t0
+
+
 def median_ratios(c: Candidate, base: Candidate) -> tuple[float, float, float]:
     """Quartiles over rounds of (c's median step in the round / base's median step in the round)."""
     return bu.quartiles([bu.quartiles(ts)[1] / bu.quartiles(base.rounds[r])[1] for r, ts in c.rounds.items()])
@@ -227,23 +266,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     estimate = plan(live, n_rounds, args.per_round, args.budget)
     print(f"timing: {n_rounds} rounds, about {estimate:.0f} s (budget {args.budget:.0f} s)")
     graphs_before = dynamo_stats["unique_graphs"]
-    t_timing = time.perf_counter()
-    gc.collect()
-    gc.disable()  # a collection inside a timed step would be noise, not optimizer cost
-    try:
-        for r in range(n_rounds):
-            # Alternate the order so a linear drift within a round favours no candidate.
-            for c in live if r % 2 == 0 else reversed(live):
-                if r % c.stride != c.offset:
-                    continue
-                samples = [timed_step(c.opt, device) for _ in range(c.steps_per_round)]
-                c.rounds[r] = [t for t, _ in samples]
-                c.faults += [f for _, f in samples]
-            print(f"\rround {r + 1}/{n_rounds} ({time.perf_counter() - t_timing:.0f} s)", end="", flush=True)
-        print()
-    finally:
-        gc.enable()
-    timing_s = time.perf_counter() - t_timing
+    timing_s = interleaved_rounds(live, n_rounds, device)
     recompiles = dynamo_stats["unique_graphs"] - graphs_before
 
     # Memory after timing: the allocator switch below would otherwise change the timings.
