@@ -162,7 +162,7 @@ MUTANTS = (
         "return (1.0 - a) * h[\"min_beta1\"] + a * beta_end"),), "SimplifiedAdEMAMix"),
     # Direction features (spec/directions.md). Each needs a registry sample with the feature on.
     M("cautious_not_renormalised", directions.cautious,
-      (("return n * keep / keep.mean().clamp_min(CAUTIOUS_FLOOR)", "return n * keep"),)),
+      (("return torch.where(keep, n, 0.0) / kept.clamp_min(CAUTIOUS_FLOOR)", "return torch.where(keep, n, 0.0)"),)),
     M("grams_sign_of_momentum", directions.grams, (("torch.sign(G) * n.abs()", "torch.sign(n) * n.abs()"),)),
     M("orthograd_projects_on_gradient", directions.orthograd, (("(G - proj * P) * scale", "(G - proj * G) * scale"),)),
     M("orthograd_norm_not_restored", directions.orthograd, (("(G - proj * P) * scale", "(G - proj * P)"),)),

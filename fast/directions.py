@@ -96,8 +96,11 @@ def grams(n: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
 
 
 def cautious(n: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
-    keep = (n * G > 0).to(n.dtype)
-    return n * keep / keep.mean().clamp_min(CAUTIOUS_FLOOR)
+    keep = n * G > 0
+    # An integer count: exact, and on CPU inductor sums it without the cascade summation it uses
+    # for a float mean (Cautious AdamW 1.62x -> 1.50x the step without it, 2 cores, 1 thread).
+    kept = keep.sum().to(n.dtype) / keep.numel()
+    return torch.where(keep, n, 0.0) / kept.clamp_min(CAUTIOUS_FLOOR)
 
 
 def stochastic_sign(x: torch.Tensor, noise: torch.Tensor, rows: int) -> torch.Tensor:
