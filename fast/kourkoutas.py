@@ -37,6 +37,7 @@ class Kourkoutas:
         self.key_fn = key_fn
         self.members: dict[Hashable, list[torch.Tensor]] = {}
         self.bucket_of: dict[torch.Tensor, Hashable] = {}
+        self.group_of: dict[Hashable, dict[str, Any]] = {}  # a bucket's EMA uses its first tensor's group
         self.rho: dict[Hashable, float] = {}  # buckets prepared for the current step()
         for group in optimizer.param_groups:
             if group.get("kourkoutas_beta", False):
@@ -44,6 +45,7 @@ class Kourkoutas:
                     key = ("tensor", id(p)) if key_fn is None else ("key", key_fn(p))
                     self.bucket_of[p] = key
                     self.members.setdefault(key, []).append(p)
+                    self.group_of.setdefault(key, group)
 
     def prepare(self) -> None:
         """The norms of every bucket with a gradient, with one device sync."""
@@ -69,14 +71,11 @@ class Kourkoutas:
         """r <- alpha r + (1 - alpha) rho, stored in every member's state."""
         for key, value in rho.items():
             members = self.members[key]
-            group = self._group(members[0])
+            group = self.group_of[key]
             r = self.opt.state[members[0]].get(R_KEY, 0.0)
             r = group["ema_alpha"] * r + (1 - group["ema_alpha"]) * value
             for p in members:
                 self.opt.state[p][R_KEY] = r
-
-    def _group(self, p: torch.Tensor) -> dict[str, Any]:
-        return next(g for g in self.opt.param_groups if any(q is p for q in g["params"]))
 
     def beta2(self, p: torch.Tensor, group: Mapping[str, Any], state: dict, t: int) -> tuple[float, float]:
         """``(beta2_t, 1 - prod beta2)`` for ``p`` at its step ``t``; records the product."""

@@ -36,8 +36,10 @@ def make_lion_math(mode: str, flags: SignFlags = NO_SIGN_FEATURES):
             x = c if mode == "l2" else torch.sign(c) * c.abs().pow(kappa - 1)
             # A whole-tensor norm: the only reduction in the step, needed only for kappa != 1.
             direction = x / torch.linalg.vector_norm(x).clamp_min(NORM_FLOOR) * sqrt_n
-        # c / d: the same signs, and projected adaptivity's l in gradient units (linear in d).
-        direction, ell, bits = sign_pipeline(c / g_scale, G, flags, noise, prev, have_prev, direction)
+        # Projected adaptivity's l reads c / d, in gradient units (the step stays linear in d); the
+        # other features read only signs, the same for c and c / d.
+        x = c / g_scale if flags.projected else c
+        direction, ell, bits = sign_pipeline(x, G, flags, noise, prev, have_prev, direction)
         return step_size * direction, (beta2 * m + one_m_beta2 * Gd, bits), ell
 
     return lion_math

@@ -105,16 +105,6 @@ def _bit_weights(device: torch.device) -> torch.Tensor:
     return _bit_tables(device)[1]
 
 
-def unpack_flat(packed: torch.Tensor, n: int) -> torch.Tensor:
-    """The first ``n`` bits of a flat packed array, as booleans."""
-    return _unpack_groups(packed.view(1, -1)).reshape(-1)[:n]
-
-
-def pack_flat(positive: torch.Tensor) -> torch.Tensor:
-    """numpy.packbits(positive, bitorder="little") of a flat boolean tensor."""
-    return pack_signs(positive.view(1, -1)).view(-1)
-
-
 def unpack_signs(packed: torch.Tensor, d2: int) -> torch.Tensor:
     """Bit j % 8 of byte j // 8, as booleans of shape (d1, d2)."""
     return _unpack_groups(packed).reshape(packed.shape[0], -1)[:, :d2]

@@ -166,6 +166,18 @@ def sign_direction(
     return {"dir": direction, "ell": ell, "bits": bits}
 
 
+def signed_update(x: np.ndarray, g: np.ndarray, h: Mapping[str, Any], step_size: float, out: dict[str, Any],
+                  **kw: Any) -> np.ndarray:
+    """``step_size * dir`` (times l with projected adaptivity) of :func:`sign_direction`, recording
+    ``ell`` and the new ``prev_sign`` bits in ``out`` when those features are on."""
+    d = sign_direction(x, g, h, **kw)
+    if d["ell"] is not None:
+        out["ell"] = d["ell"]
+    if d["bits"] is not None:
+        out["prev_sign"] = d["bits"]
+    return step_size * (d["dir"] if d["ell"] is None else d["dir"] * d["ell"])
+
+
 # -- Kourkoutas-beta --------------------------------------------------------------------------
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from reference.directions import orthograd, sign_direction
+from reference.directions import orthograd, signed_update
 from reference.lion_k import lion_k_direction
 from reference.optimizer import ReferenceOptimizer
 from reference.storage import StateStore
@@ -35,16 +35,11 @@ def lion_quantities(
         s = c if kappa == 2.0 else np.sign(c) * np.abs(c) ** (kappa - 1.0)
         out["s"], out["s_norm"] = s, float(np.sqrt(np.sum(s * s)))
     lion_k = lion_k_direction(c, kappa) if kappa != 1.0 else None
-    d = sign_direction(c, g, h, direction=lion_k, u=u, prev_bits=prev_bits, first_step=t == 1,
-                       cautious_on=h.get("cautious", False))
-    U = h["lr"] * (d["dir"] if d["ell"] is None else d["dir"] * d["ell"])
+    U = signed_update(c, g, h, h["lr"], out, direction=lion_k, u=u, prev_bits=prev_bits, first_step=t == 1,
+                      cautious_on=h.get("cautious", False))
     out["U"] = U
     out["m"] = beta2 * m + (1.0 - beta2) * g
-    if d["ell"] is not None:
-        out["ell"] = d["ell"]
-    if d["bits"] is not None:
-        out["prev_sign"] = d["bits"]
-    out["p"] = apply_update(p, U, dict(h), scale=d["ell"])
+    out["p"] = apply_update(p, U, dict(h), scale=out.get("ell"))
     return out
 
 

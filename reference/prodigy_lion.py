@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from reference.directions import orthograd, sign_direction
+from reference.directions import orthograd, signed_update
 from reference.lion import sign_inputs
 from reference.lion_k import lion_k_direction
 from reference.prodigy import DAdaptation
@@ -45,16 +45,11 @@ def prodigy_lion_quantities(
     lion_k = lion_k_direction(c, kappa) if kappa != 1.0 else None
     # The sign features read c / d: the same signs, and projected adaptivity's l in gradient units,
     # so that the step stays linear in d like every Prodigy step (spec/directions.md).
-    d = sign_direction(c / h["d"], g, h, direction=lion_k, u=u, prev_bits=prev_bits, first_step=t == 1,
-                       cautious_on=h.get("cautious", False))
-    U = dlr * (d["dir"] if d["ell"] is None else d["dir"] * d["ell"])
+    U = signed_update(c / h["d"], g, h, dlr, out, direction=lion_k, u=u, prev_bits=prev_bits,
+                      first_step=t == 1, cautious_on=h.get("cautious", False))
     out["U"] = U
     out["m"] = beta2 * m + (1.0 - beta2) * dg
-    if d["ell"] is not None:
-        out["ell"] = d["ell"]
-    if d["bits"] is not None:
-        out["prev_sign"] = d["bits"]
-    out["p"] = apply_update(p, U, {**h, "lr": dlr}, scale=d["ell"])
+    out["p"] = apply_update(p, U, {**h, "lr": dlr}, scale=out.get("ell"))
     return out
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from reference.directions import orthograd, sign_direction
+from reference.directions import orthograd, signed_update
 from reference.lion import sign_inputs
 from reference.optimizer import ReferenceOptimizer
 from reference.storage import StateStore
@@ -52,12 +52,7 @@ def signsgd_quantities(
     if normed:
         U = h["lr"] * n
     else:
-        d = sign_direction(n, g, h, u=u, prev_bits=prev_bits, first_step=t == 1)
-        U = h["lr"] * (d["dir"] if d["ell"] is None else d["dir"] * d["ell"])
-        if d["ell"] is not None:
-            out["ell"] = d["ell"]
-        if d["bits"] is not None:
-            out["prev_sign"] = d["bits"]
+        U = signed_update(n, g, h, h["lr"], out, u=u, prev_bits=prev_bits, first_step=t == 1)
     out["U"] = U
     out["p"] = apply_update(p, U, dict(h), scale=out.get("ell"))
     return out
