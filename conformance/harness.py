@@ -23,8 +23,9 @@ from conformance.compare import as_array, assert_close
 from conformance.features import resolve_tolerance, tolerance_classes
 from conformance.inputs import SLOTS, Slot, grads_for_step, group_split, initial_values, make_params
 from conformance.registry import Entry
+from reference.codes import decode_fp16, unpack_nibbles
 from reference.storage import unpack_signs
-from spec.storage_layout import Format
+from spec.storage_layout import QUANTIZED, Format
 
 PARAM_TOL = {
     "float64": ("fp64.step", None),
@@ -126,8 +127,10 @@ def state_kinds(pair: Pair, i: int) -> dict[str, tuple[Format, str]]:
 def state_tolerance(pair: Pair, fmt: Format, part: str) -> tuple[str, str | None]:
     if fmt.kind == "factored":
         return ("sign", None) if part == "sign" else ("factor", None)
-    if fmt.kind == "int8":
+    if fmt.kind in QUANTIZED:
         return ("int8.code", "int8.one_code") if part == "value" else ("fp32.state", None)
+    if fmt.kind == "fp16":
+        return DENSE_STATE_TOL["float16"] if part == "value" else ("fp32.state", None)
     if fmt.dtype == "float32" and pair.dtype == "float64":
         return ("fp32.state", None)
     return DENSE_STATE_TOL[fmt.dtype]
@@ -148,6 +151,16 @@ def _compare_state(pair: Pair, i: int, key: str, actual: torch.Tensor, expected:
         expected = np.unpackbits(expected, count=n, bitorder="little").astype(np.float64)
         assert_close(actual, expected, pair.tid("prev_sign"), where)
         return
+    if fmt.kind in QUANTIZED and part == "value":
+        if tuple(actual.shape) != expected.shape or actual.dtype != torch.uint8:
+            raise AssertionError(f"{where}: codes {actual.dtype} {tuple(actual.shape)}, "
+                                 f"expected uint8 {expected.shape}")
+        n = pair.fast_params[i].numel()
+        actual, expected = (code_index(fmt, c, n) for c in (actual.cpu().numpy(), expected))
+    if fmt.kind == "fp16" and part == "value":  # in state units: the values times their block scales
+        scale_key = key.removesuffix("_scale") + "_scale" if key.endswith("_scale") else f"{key}_scale"
+        actual = decode_fp16(actual.cpu().numpy(), pair.fast.state[pair.fast_params[i]][scale_key].cpu().numpy())
+        expected = decode_fp16(expected, pair.ref.state[i][scale_key])
     if part == "sign":
         if tuple(actual.shape) != expected.shape or actual.dtype != torch.uint8:
             raise AssertionError(
@@ -157,6 +170,16 @@ def _compare_state(pair: Pair, i: int, key: str, actual: torch.Tensor, expected:
         actual = unpack_signs(actual.cpu().numpy(), d2).astype(np.float64)
         expected = unpack_signs(expected, d2).astype(np.float64)
     assert_close(actual, expected, pair.tid(tol_id), where, pair.tid(ulp_id) if ulp_id else None)
+
+
+def code_index(fmt: Format, stored: np.ndarray, n: int) -> np.ndarray:
+    """The stored codes as signed level indices (float64): one level apart means 1 apart, also
+    across zero, where sign-magnitude bytes jump."""
+    c = (stored if fmt.kind == "int8" else unpack_nibbles(stored, n)).astype(np.int64)
+    if fmt.signed:
+        mags = fmt.code.magnitudes
+        c = np.where(c >= mags, -(c - mags), c)
+    return c.astype(np.float64)
 
 
 def _compare_plain(pair: Pair, actual: torch.Tensor, expected: np.ndarray, state_tol: str | None,

@@ -71,17 +71,19 @@ class Entry:
         return own if own in TOLERANCES else f"adamw.{what}"
 
 
-# Every state_precision, plus factored with vector_reshape and factored_2nd over dense and
-# int8 first moments; fp16 states with bf16 parameters come from ("fp16", "bfloat16").
+# Every state_precision, plus factored with vector_reshape and factored_2nd over dense, int8
+# and int4 first moments; fp16 states with bf16 parameters come from ("fp16", "bfloat16").
 STORAGE = {
     "fp32": {"state_precision": "fp32"},
     "bf16_sr": {"state_precision": "bf16_sr"},
     "fp16": {"state_precision": "fp16"},
     "int8_sr": {"state_precision": "int8_sr"},
+    "int4": {"state_precision": "int4"},
     "factored": {"state_precision": "factored"},
     "factored_vector_reshape": {"state_precision": "factored", "vector_reshape": True},
     "factored_2nd": {"factored_2nd": True},
     "factored_2nd_int8": {"factored_2nd": True, "state_precision": "int8_sr", "vector_reshape": True},
+    "factored_2nd_int4": {"factored_2nd": True, "state_precision": "int4"},
 }
 
 ADAMW = Entry(
@@ -122,7 +124,7 @@ ADAMW = Entry(
     group1={"lr": 1.1e-2, "betas": (0.6, 0.9), "weight_decay": 0.3, "eps": 1e-5},
     compiled_samples=("everything", "atan2", "beta1_zero", "ademamix_schedules"),
     compiled_dtypes=("float32", "bfloat16"),
-    compiled_storage=("factored", "int8_sr", "bf16_sr", "factored_2nd_int8"),
+    compiled_storage=("factored", "int8_sr", "int4", "bf16_sr", "factored_2nd_int8"),
     drift_samples=("default", "everything", "no_bias_correction", "ademamix_schedules"),
     storage=STORAGE,
     storage_samples=("betas_eps_wd", "everything", "beta1_zero", "atan2", "nesterov_coef", "ademamix"),

@@ -1,6 +1,7 @@
 """Checks of the storage layer's building blocks, fast and reference against independent
 definitions: numpy.packbits for the sign packing, a closed-form rank-1 factorization, and the
-int8 code formula. Each raises AssertionError (the mutation self-test runs them)."""
+8-bit / 4-bit codes and scaled float16 against reference.codes bit for bit. Each raises
+AssertionError (the mutation self-test runs them)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import torch
 
 from conformance.compare import assert_close
 from fast import storage as fs
+from reference import codes as rcodes
 from reference import storage as rs
-from spec.storage_layout import BLOCK, Format, factor_shape
+from spec.storage_layout import CODES, FP16_BLOCK, Format, factor_shape
 
 SHAPES = ((1, 1), (3, 5), (7, 8), (4, 17), (97, 47), (17, 1))
 FACTOR_SHAPES = {1: (1, 1), 15: (5, 3), 17: (17, 1), 56: (8, 7), 4559: (97, 47), 2048 * 2048: (2048, 2048),
@@ -80,30 +82,62 @@ def check_factorization() -> None:
             raise AssertionError(f"zero moment of {shape} does not stay zero with sign bits 0")
 
 
-def check_int8() -> None:
-    """Codes and scales equal floor(x/s + u) with s = max|x|/qmax per 2048-block, in fast and
-    reference, with the same u; a zero block has scale 0 and codes 0."""
-    rng = np.random.default_rng(13)
-    n = 2 * BLOCK + 77
+def contrasting_blocks(block: int, signed: bool, seed: int) -> np.ndarray:
+    """Three blocks and a partial one of very different magnitudes (1e-3, 10, 0, 1e-30) with
+    exact zeros and a negative zero inside: a per-tensor scale or a zero level shows."""
+    rng = np.random.default_rng(seed)
+    sizes = [block, block, block, 77]
+    x = rng.normal(size=sum(sizes)) * np.repeat([1e-3, 10.0, 0.0, 1e-30], sizes)
+    x[5] = 0.0
+    x[6] = -0.0
+    return (x if signed else np.abs(x)).astype(np.float32)
+
+
+def _fast_format_roundtrip(fmt: Format, x: np.ndarray, r: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """fast's stored tensors for ``x`` (through storage.encode) and their decoded values."""
+    t = fs.allocate(fmt, torch.zeros(x.size))
+    views = fs.kernel_views(fmt, list(t), (x.size,))
+    fs.encode(fmt, torch.from_numpy(x), views, torch.from_numpy(r.astype(np.int32)))
+    decoded = fs.decode(fmt, views, x.size, torch.float32, (x.size,)).numpy()
+    return [v.numpy().copy() for v in t], decoded
+
+
+def check_codes() -> None:
+    """Every code and the scaled float16 format, fast (storage.encode, as the kernels call it)
+    against reference.codes: identical codes, nibbles and scales, bit for bit, on contrasting
+    blocks; decoded values of the stored bytes agree; a zero block decodes to 0 and no nonzero
+    second moment decodes to 0; 4-bit nibbles are ordered low-first (element 2k in bits 0-3)."""
+    for (kind, signed), code in CODES.items():
+        x = contrasting_blocks(code.block, signed, seed=code.block + signed)
+        r = np.random.default_rng(code.bits).integers(0, 2**16, size=x.size)
+        expected_codes, expected_scales = rcodes.encode(x, code, r)
+        stored, decoded = _fast_format_roundtrip(Format(kind, signed), x, r)
+        codes = stored[0] if kind == "int8" else rcodes.unpack_nibbles(stored[0], x.size)
+        label = f"{kind} {'signed' if signed else 'non-negative'}"
+        if stored[0].dtype != np.uint8 or not np.array_equal(codes, expected_codes):
+            raise AssertionError(f"{label}: fast codes differ from reference.codes at "
+                                 f"{np.flatnonzero(codes != expected_codes)[:5]}")
+        if kind == "int4":
+            pairs = np.append(expected_codes, np.uint8(0))[: 2 * stored[0].size].reshape(-1, 2)
+            if not np.array_equal(stored[0], pairs[:, 0] | (pairs[:, 1] << 4)):
+                raise AssertionError(f"{label}: nibbles not ordered low first")
+        if not np.array_equal(stored[1], expected_scales):
+            raise AssertionError(f"{label}: fast block scales differ from reference.codes")
+        want = rcodes.decode(expected_codes, expected_scales, code)
+        assert_close(decoded, want, "adamw.fp32.state", f"{label}: decoded values")
+        zero_block = slice(2 * code.block, 3 * code.block)
+        if np.any(decoded[zero_block] != 0):
+            raise AssertionError(f"{label}: a block of zeros must decode to 0")
+        if not signed and np.any(decoded[x > 0] <= 0):
+            raise AssertionError(f"{label}: a nonzero second moment decoded to 0")
     for signed in (True, False):
-        x = rng.normal(size=n) * np.repeat([1e-3, 10.0, 0.0], [BLOCK, BLOCK, 77])
-        x = x if signed else np.abs(x)
-        r = rng.integers(0, 2**16, size=n)
-        qmax = 127 if signed else 255
-        blocks = [x[k:k + BLOCK] for k in range(0, n, BLOCK)]
-        s = np.array([np.max(np.abs(b)) / qmax for b in blocks]).astype(np.float32)
-        s_el = np.repeat(s.astype(np.float64), [b.size for b in blocks])
-        y = np.divide(x, s_el, out=np.zeros(n), where=s_el > 0)
-        expected = np.clip(np.floor(y + r / 2.0**16), -qmax if signed else 0, qmax)
-        codes_ref, scales_ref = rs.quantize_int8(x, signed, r / 2.0**16)
-        codes_fast, scales_fast = fs.quantize(torch.from_numpy(x), signed, torch.from_numpy(r).to(torch.int32))
-        codes_fast = codes_fast.to(torch.int8 if signed else torch.uint8)
-        runs = (("reference", codes_ref, scales_ref), ("fast", codes_fast.numpy(), scales_fast.numpy()))
-        for name, codes, scales in runs:
-            assert_close(scales, s, "adamw.fp32.state", f"{name} int8 scales (signed={signed})")
-            assert_close(codes, expected, "adamw.int8.code", f"{name} int8 codes (signed={signed})",
-                         "adamw.int8.one_code")
-            if codes.dtype != (np.int8 if signed else np.uint8):
-                raise AssertionError(f"{name} int8 codes have dtype {codes.dtype}")
-        if np.any(codes_fast.numpy()[2 * BLOCK:] != 0):
-            raise AssertionError("a zero block must quantise to codes 0")
+        x = contrasting_blocks(FP16_BLOCK, signed, seed=16)
+        x[-5:] = [1.0, 1e-20, 1e-30, 2.0**-149, 0.0]  # beyond float16's range below the maximum
+        values, scales = rcodes.encode_fp16(x, signed)
+        no_draws = np.zeros(x.size, dtype=np.int64)
+        stored, decoded = _fast_format_roundtrip(Format("fp16", signed, "float16"), x, no_draws)
+        same_bits = np.array_equal(stored[0].view(np.uint16), values.view(np.uint16))
+        if not (same_bits and np.array_equal(stored[1], scales)):
+            raise AssertionError(f"scaled float16 states (signed={signed}) differ from reference.codes")
+        if not signed and np.any(decoded[x > 0] <= 0):
+            raise AssertionError("a nonzero float16 second moment decoded to 0")

@@ -28,7 +28,7 @@ BAD = [
     ({"seed": 1.5}, ValueError, ["seed"]),
     ({"stochastic_rounding": 1}, ValueError, ["stochastic_rounding"]),
     ({"amsgrad": True}, TypeError, ["amsgrad"]),
-    ({"state_precision": "int4"}, ValueError, ["state_precision", "'int4'", "'int8_sr'", "'factored'"]),
+    ({"state_precision": "int2"}, ValueError, ["state_precision", "'int2'", "'int4'", "'factored'"]),
     ({"state_precision": "FP32"}, ValueError, ["state_precision"]),
     ({"state_precision": None}, ValueError, ["state_precision"]),
     ({"state_precision": "factored", "factored_2nd": True}, ValueError, ["factored_2nd", "state_precision"]),

@@ -22,7 +22,7 @@ def _suite_checks(first: str = "AdamW", only: bool = False):
         yield lambda: rc.check_generator_stream(fast.AdamW)
         yield sc.check_packing_against_numpy
         yield sc.check_factorization
-        yield sc.check_int8
+        yield sc.check_codes
     order = [ENTRIES[first], *(e for e in ENTRIES.values() if e.name != first and not only)]
     for entry in order:
         for dtype in ("float64", "bfloat16"):
@@ -54,6 +54,8 @@ def test_at_least_the_required_mutants_exist():
                 "weight_decay_not_decoupled", "sr_wrong_mask", "sr_bits_reused",
                 "nesterov_coef_ignored", "sign_bit_order_reversed", "factored_wrong_side_normalised",
                 "zero_sign_flipped", "refactor_from_old_state", "int8_scale_per_tensor",
+                # The 8-bit and 4-bit codes (spec/state_storage.md).
+                "code_with_zero_level", "code_subnormals_dropped", "nibbles_high_first", "fp16_unscaled",
                 # The direction features (spec/directions.md).
                 "cautious_not_renormalised", "orthograd_projects_on_gradient", "atan2_arguments_swapped",
                 "kourkoutas_spike_without_ema", "stochastic_sign_noise_in_zero_one", "grams_sign_of_momentum",

@@ -14,13 +14,12 @@ from conformance.compare import assert_close
 from reference import storage as ref
 from spec import state_storage as S
 from spec import storage_layout as layout
-from spec.storage_layout import BLOCK, SR_BITS, Format
+from spec.storage_layout import SR_BITS, Format
 
 # d1 x d2 views (d1 >= d2): several blocks of columns, a prime (vector_reshape), one element,
 # a width that is not a multiple of 8 (sign padding) and one just above it.
 SHAPES = [(97, 47), (17, 1), (1, 1), (5, 3), (9, 9)]
 # Numbers of elements for 8-bit states: one, a full block, one past it, three partial blocks.
-SIZES = [1, BLOCK, BLOCK + 1, 4559]
 # For the index arithmetic of blocks and bytes: floor() of exact ratios as an integer index, and
 # mod() as float, so that 2^-(j mod 8) is a float power (numpy has no negative integer powers).
 INTEGER_INDEX = {"floor": lambda a: np.floor(a).astype(np.int64), "mod": lambda a, m: np.mod(a, m).astype(np.float64)}
@@ -70,7 +69,7 @@ def test_proof_stochastic_floor_is_unbiased():
     assert S.proof_stochastic_floor_unbiased() == 0
 
 
-def test_proof_quantisation_error_is_below_one_scale():
+def test_proof_rounding_error_is_below_one_level_step():
     assert S.proof_quantisation_error() == [True, True]
 
 
@@ -147,57 +146,23 @@ def test_sign_packing_round_trips_every_pattern():
         np.testing.assert_array_equal(back == 1, bits)
 
 
-# -- 8-bit blockwise --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("numel", SIZES)
-@pytest.mark.parametrize("signed", [True, False], ids=["int8", "uint8"])
-def test_int8_matches_reference(numel, signed):
-    rng = np.random.default_rng(numel + signed)
-    x = rng.normal(size=numel) * np.exp(rng.normal(size=numel))
-    x = x if signed else np.abs(x)
-    if numel > BLOCK:
-        x[BLOCK:2 * BLOCK] = 0.0  # an all-zero block: scale 0, codes 0
-    draws = rng.integers(0, 2**SR_BITS, size=numel)
-    u = fn([S.R, S.k], S.UNIFORM)(draws, np.arange(numel))
-    assert_close(u, ref.uniform_from_bits(draws), "spec.reference", "u from the 16-bit draws")
-    codes_ref, scales_ref = ref.quantize_int8(x, signed, ref.uniform_from_bits(draws))
-
-    n_blocks = layout.n_blocks(numel)
-    scale_fn = fn([S.x, S.b], S.SCALE, n=numel, **{"q_max": S.code_range(signed)[S.q_max]})
-    scales = np.array([scale_fn(x, blk) for blk in range(n_blocks)])
-    assert_close(scales, scales_ref, "spec.reference", f"scales, {numel} elements")
-
-    k = np.arange(numel)
-    sigma = fn([S.s, S.k], S.ELEMENT_SCALE, integer=True)(scales_ref, k)
-    code_expr = S.CODE.subs(S.code_range(signed))
-    with np.errstate(divide="ignore", invalid="ignore"):  # the s = 0 branch is evaluated too
-        codes = fn([S.x, S.sigma, S.u, S.k], code_expr)(x, sigma, u, k)
-    assert_close(codes, codes_ref, "spec.reference", f"codes, {numel} elements")
-    decoded = fn([S.q, S.sigma, S.k], S.DECODE)(codes_ref.astype(np.float64), sigma, k)
-    assert_close(decoded, ref.dequantize_int8(codes_ref, scales_ref), "spec.reference", "decode")
-    # The proven bound on an instance: |x_hat - x| < s, and exactness for a zero block.
-    assert (np.abs(decoded - x) < sigma)[sigma > 0].all()
-    assert not codes[sigma == 0].any()
-
-
 def test_stochastic_floor_over_all_draws():
-    """With u = r/2^16 over all 2^16 draws r, the mean of floor(y + u) is k + floor(2^16 f)/2^16
-    for y = k + f: unbiased up to the 2^-16 resolution of the draws (exact in float64)."""
+    """With u = r/2^16 over all 2^16 draws r, the mean of floor(p + u) is k + floor(2^16 f)/2^16
+    for p = k + f: unbiased up to the 2^-16 resolution of the draws (exact in float64). This is
+    the rounding of a value's position among a code's levels (spec/codes.py)."""
     draws = np.arange(2**SR_BITS)
-    u = fn([S.R, S.k], S.UNIFORM)(draws, draws)
-    code = fn([S.x, S.sigma, S.u, S.k], S.CODE.subs(S.code_range(True)))
-    for y in (0.0, 0.25, -3.7, 126.999, 2.0 + 2.0**-17, -126.5):
-        mean = code(np.full(draws.size, y), np.ones(draws.size), u, draws).mean()
-        whole = np.floor(y)
-        assert mean == whole + np.floor((y - whole) * 2**SR_BITS) / 2**SR_BITS, y
+    for p in (0.0, 0.25, 3.7, 126.999, 2.0 + 2.0**-17, 126.5):
+        mean = np.floor(p + draws / 2.0**SR_BITS).mean()
+        whole = np.floor(p)
+        assert mean == whole + np.floor((p - whole) * 2**SR_BITS) / 2**SR_BITS, p
 
 
 # -- layout, bytes, float16 -------------------------------------------------------------------
 
 
-FORMATS = [Format("dense", True, "float32"), Format("dense", False, "bfloat16", True),
-           Format("int8", True), Format("int8", False), Format("factored", True), Format("factored", False)]
+FORMATS = [Format("dense", True, "float32"), Format("dense", False, "bfloat16", True), Format("fp16", True, "float16"),
+           Format("int8", True), Format("int8", False), Format("int4", True), Format("int4", False),
+           Format("factored", True), Format("factored", False)]
 
 
 @pytest.mark.parametrize("fmt", FORMATS, ids=Format.label)
@@ -209,12 +174,12 @@ def test_stored_tensors_match_reference_layout(fmt):
     ref.StateStore(state, {"exp_avg": fmt}, shape, draw=None).init()
     listed = S.stored_tensors(fmt, "exp_avg")
     assert [key for key, _, _ in listed] == list(fmt.keys("exp_avg")) == list(state)
-    sizes = {S.n: numel, S.d1: dd1, S.d2: dd2, S.B: BLOCK}
+    sizes = {S.n: numel, S.d1: dd1, S.d2: dd2, S.B: fmt.block if fmt.kind in layout.BLOCKWISE else 1}
     total = 0
     for key, dtype, sym_shape in listed:
         want = shape if sym_shape is S.PARAM_SHAPE else tuple(int(d.subs(sizes)) for d in sym_shape)
         assert state[key].shape == want, key
-        if dtype in ("int8", "uint8"):
+        if dtype in ("int8", "uint8", "float16"):
             assert state[key].dtype == np.dtype(dtype), key
         total += S.ITEMSIZE[dtype] * int(np.prod(want))
     assert S.stored_bytes(fmt).subs(sizes) == total

@@ -164,9 +164,12 @@ EXAMPLE_ROWS = (  # (label, state_precision, factored_2nd, parameter dtype)
     ("'bf16_sr'", "bf16_sr", False, "float32"),
     ("'fp16'", "fp16", False, "float32"),
     ("'int8_sr'", "int8_sr", False, "float32"),
+    ("'int4'", "int4", False, "float32"),
     ("'factored'", "factored", False, "float32"),
     ("'fp32' + factored_2nd", "fp32", True, "float32"),
+    ("'bf16_sr' + factored_2nd", "bf16_sr", True, "float32"),
     ("'int8_sr' + factored_2nd", "int8_sr", True, "float32"),
+    ("'int4' + factored_2nd", "int4", True, "float32"),
 )
 SHAPE_EXAMPLES = ((2048, 2048), (47, 97), (3, 5, 7), (4096, 11008), (17,), (), (0, 5))
 
@@ -219,29 +222,38 @@ def _storage_signs(module: ModuleType) -> str:
     ])
 
 
-def _storage_int8(module: ModuleType) -> str:
-    signed, unsigned = module.code_range(True), module.code_range(False)
-    q_max, q_lo = module.q_max, module.q_lo
+def _storage_codes(module: ModuleType) -> str:
+    """The minifloat codes (spec.codes) and each format's constants and proven bounds."""
+    from spec import codes as C
+    from spec.storage_layout import CODES
+
+    rows = ["| Format | State | Bits (sign + e + m) | Block $B$ | Top level $T$ | Smallest normal / $T$ "
+            "| Rounded down, $\\hat y / y \\ge$ | Zero |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for (kind, signed), code in CODES.items():
+        state = "signed (first moments)" if signed else "non-negative (second moments)"
+        zero = "0 and subnormals" if signed else "none: below the range, the smallest level"
+        rows.append(f"| `{kind}` | {state} | {int(signed)} + {code.exp_bits} + {code.man_bits} | {code.block} "
+                    f"| ${latex(C.instantiate(C.TOP, code), None)}$ | ${latex(C.range_of(code), None)}$ "
+                    f"| ${latex(C.smallest_fraction(code), None)}$ | {zero} |")
     return "\n".join([
-        f"Printed from `{module.__name__}` (`SCALE`, `ELEMENT_SCALE`, `UNIFORM`, `CODE`, `DECODE`), "
-        f"with $B = {module.VALUES[module.B]}$:\n",
+        f"Printed from `{C.__name__}` (`SCALE`, `NORMALISED`, `ALPHA`, `NORMAL_CODE`, `UNSIGNED_CODE`, "
+        "`SIGNED_CODE`, `LEVEL`, `SIGNED_LEVEL`); $e$ exponent bits, $m$ mantissa bits, bias $2^e - 1$:\n",
         *_storage_lines([
-            ("s_b", module.SCALE), (r"\sigma_k", module.ELEMENT_SCALE), ("u_k", module.UNIFORM),
-            ("q_k", module.CODE), (r"\hat{x}_k", module.DECODE),
+            ("s_b", C.SCALE), ("y_k", C.NORMALISED), (r"\alpha_k", C.ALPHA), (r"\kappa_k", C.NORMAL_CODE),
+            (r"c_k^{+}", C.UNSIGNED_CODE), (r"c_k^{\pm}", C.SIGNED_CODE), (r"L^{+}(c)", C.LEVEL),
+            (r"L^{\pm}(c)", C.SIGNED_LEVEL),
         ]),
-        "| State | Codes | $q_{\\max}$ | $q_{\\mathrm{lo}}$ |",
-        "| --- | --- | --- | --- |",
-        f"| signed (first moments) | int8 | {signed[q_max]} | {signed[q_lo]} |",
-        f"| non-negative (second moments) | uint8 | {unsigned[q_max]} | {unsigned[q_lo]} |",
-        "",
+        "The formats, with the bounds computed exactly over all their codes by `spec.codes` "
+        "(`range_of`, `smallest_fraction`; the conformance suite recomputes them from the decoded codes):\n",
+        "\n".join(rows) + "\n",
     ])
 
 
 def _storage_keys(module: ModuleType) -> str:
     from spec.storage_layout import Format
 
-    formats = (Format("dense", True), Format("int8", True), Format("int8", False),
-               Format("factored", True), Format("factored", False))
+    formats = (Format("dense", True), Format("fp16", True, "float16"), Format("int8", True), Format("int8", False),
+               Format("int4", True), Format("int4", False), Format("factored", True), Format("factored", False))
     rows = ["| Format | Key | dtype | Shape |", "| --- | --- | --- | --- |"]
     for fmt in formats:
         for key, dtype, shape in module.stored_tensors(fmt, "exp_avg"):
@@ -260,13 +272,14 @@ def _storage_bytes(module: ModuleType) -> str:
 
     numel = math.prod(EXAMPLE_SHAPE)
     d1, d2 = layout.factor_shape(numel)
-    sizes = {module.n: numel, module.d1: d1, module.d2: d2, module.B: layout.BLOCK}
+    sizes = {module.n: numel, module.d1: d1, module.d2: d2}
     rows = [f"| `state_precision` | `exp_avg` | `exp_avg_sq` | Bytes for $n$ elements | Bytes per element, "
             f"{EXAMPLE_SHAPE[0]}×{EXAMPLE_SHAPE[1]} |", "| --- | --- | --- | --- | --- |"]
     for label, precision, f2, dtype in EXAMPLE_ROWS:
         h = {"state_precision": precision, "factored_2nd": f2, "vector_reshape": False}
         fmts = [layout.resolve(slot, dtype, len(EXAMPLE_SHAPE), numel, h, True) for slot in SLOTS]
-        total = sp.Add(*(module.stored_bytes(f) for f in fmts))
+        total = sp.Add(*(module.stored_bytes(f).subs(module.B, f.block) if f.kind in layout.BLOCKWISE
+                         else module.stored_bytes(f) for f in fmts))
         per = total.subs(sizes) / numel
         rows.append(f"| {label} | {fmts[0].label()} | {fmts[1].label()} | ${latex(total, None)}$ "
                     f"| {float(per):.10g} |")
@@ -307,6 +320,6 @@ SECTIONS: dict[str, dict[str, Any]] = {
     "directions": {"rules": _direction_rules},
     "state_storage": {
         "shapes": _storage_shapes, "factors": _storage_factors, "signs": _storage_signs,
-        "int8": _storage_int8, "keys": _storage_keys, "bytes": _storage_bytes, "fp16": _storage_fp16,
+        "codes": _storage_codes, "keys": _storage_keys, "bytes": _storage_bytes, "fp16": _storage_fp16,
     },
 }

@@ -10,11 +10,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from fast import codes
 from fast.rounding import stochastic_round_bf16
-from spec.storage_layout import BLOCK, INT8_MAX, NORM_FLOOR, SR_BITS, Format, factor_shape, packed_width
+from spec.storage_layout import NORM_FLOOR, QUANTIZED, Format, code_bytes, factor_shape, n_blocks, packed_width
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-_UNIFORM_SCALE = 2.0**-SR_BITS
+NEAREST_DRAW = 2**15  # the draw that rounds a code to nearest (ties away from zero)
 
 Stored = tuple[torch.Tensor, ...]
 
@@ -28,16 +29,18 @@ def allocate(fmt: Format, p: torch.Tensor) -> tuple[torch.Tensor, ...]:
         d1, d2 = factor_shape(p.numel())
         sign = (torch.zeros(d1, packed_width(d2), dtype=torch.uint8, device=dev),) if fmt.signed else ()
         return (torch.zeros(d1, device=dev), torch.zeros(d2, device=dev), *sign)
-    if fmt.kind == "int8":
-        n_blocks = (p.numel() + BLOCK - 1) // BLOCK
-        codes = torch.zeros(p.shape, dtype=torch.int8 if fmt.signed else torch.uint8, device=dev)
-        return (codes, torch.zeros(n_blocks, device=dev))
+    if fmt.kind in QUANTIZED:
+        stored = torch.zeros(code_bytes(p.numel(), fmt.code), dtype=torch.uint8, device=dev)
+        return (stored, torch.zeros(n_blocks(p.numel(), fmt.block), device=dev))
+    if fmt.kind == "fp16":
+        values = torch.zeros(p.shape, dtype=torch.float16, device=dev)
+        return (values, torch.zeros(n_blocks(p.numel(), fmt.block), device=dev))
     return (torch.zeros(p.shape, dtype=DTYPES[fmt.dtype], device=dev),)
 
 
 def kernel_views(fmt: Format, tensors: list[torch.Tensor], shape: tuple[int, ...]) -> Stored:
     """The kernel arguments of one state: dense values viewed as ``shape`` (the kernel's
-    working shape), int8 codes flat (blocks run over the flat order), factors as stored."""
+    working shape), blockwise formats flat (blocks run over the flat order), factors as stored."""
     if fmt.kind == "factored":
         return tuple(tensors)
     if fmt.kind == "bits":  # unpacked outside the kernel (packing a flat tensor in it needs a pad)
@@ -46,13 +49,13 @@ def kernel_views(fmt: Format, tensors: list[torch.Tensor], shape: tuple[int, ...
             n *= d
         padded = _bit_table(tensors[0].device)[tensors[0].long()].view(-1)  # 8 bytes of 0/1 per byte
         return (padded[:n].view(shape), tensors[0], padded)
-    if fmt.kind == "int8":
+    if fmt.kind in (*QUANTIZED, "fp16"):
         return (tensors[0].view(-1), *tensors[1:])
     return (tensors[0].view(shape),)
 
 
 def needs_bits(fmt: Format) -> bool:
-    return fmt.kind == "int8" or (fmt.kind == "dense" and fmt.stochastic)
+    return fmt.kind in QUANTIZED or (fmt.kind == "dense" and fmt.stochastic)
 
 
 # -- inside the kernels ----------------------------------------------------------------------
@@ -119,23 +122,6 @@ def pack_signs(positive: torch.Tensor) -> torch.Tensor:
     return _pack_groups(positive.view(d1, width, 8)).to(torch.uint8)
 
 
-def _blocks(x: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
-    """Flat ``x`` as (first block index, view) pairs: the full blocks as (n_full, BLOCK) and
-    the remainder as (1, rest), without padding.
-
-    Per-block values broadcast over the block axis of each view. Other formulations are
-    miscompiled by torch 2.13's inductor on CPU: a gather ``v[arange(n) // BLOCK]`` reads
-    uninitialised memory with dynamic shapes, and a zero-padded (n_blocks, BLOCK) view gives
-    a wrong last partial block once its result is written into an int8 tensor.
-    """
-    n = x.shape[0]
-    full = n // BLOCK
-    parts = [(0, x[: full * BLOCK].view(full, BLOCK))] if full else []
-    if n > full * BLOCK:
-        parts.append((full, x[full * BLOCK:].view(1, n - full * BLOCK)))
-    return parts
-
-
 def decode(fmt: Format, t: Stored, n: int, cdt: torch.dtype, shape: tuple[int, ...]) -> torch.Tensor:
     """The state's ``n`` values in the compute dtype, in the working ``shape``."""
     if fmt.kind == "bits":
@@ -149,25 +135,12 @@ def decode(fmt: Format, t: Stored, n: int, cdt: torch.dtype, shape: tuple[int, .
             mag = row[:, None] * col[None, :]
             positive = unpack_signs(t[2], col.shape[0]) if fmt.signed else None
         return mag if positive is None else torch.where(positive, mag, -mag)
-    if fmt.kind == "int8":
-        codes, scales = t
-        return torch.cat([(b * scales[k:k + b.shape[0]].to(cdt)[:, None]).reshape(-1)
-                          for k, b in _blocks(codes.to(cdt))]).view(shape)
+    if fmt.kind in QUANTIZED:
+        c = t[0].to(torch.int32) if fmt.kind == "int8" else codes.unpack_nibbles(t[0], n)
+        return codes.decode(c, t[1], fmt.code).to(cdt).view(shape)
+    if fmt.kind == "fp16":
+        return codes.decode_fp16(t[0], t[1], cdt).view(shape)
     return t[0].to(cdt).view(shape)
-
-
-def quantize(x: torch.Tensor, signed: bool, bits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Blockwise codes floor(x/s + u), clamped to the code range (as floats; the copy into
-    the int8 tensor casts them), and fp32 scales s = max|x| / qmax."""
-    qmax = INT8_MAX[signed]
-    codes, scales = [], []
-    for (_, xb), (_, rb) in zip(_blocks(x), _blocks(bits)):
-        s = (xb.abs().amax(1) / qmax).to(torch.float32)
-        sb = s.to(x.dtype)[:, None]
-        y = torch.where(sb > 0, xb / sb, torch.zeros_like(xb))
-        codes.append(torch.floor(y + rb.to(x.dtype) * _UNIFORM_SCALE).clamp(-qmax if signed else 0, qmax).reshape(-1))
-        scales.append(s)
-    return torch.cat(codes), torch.cat(scales)
 
 
 def encode(fmt: Format, x: torch.Tensor, t: Stored, bits: torch.Tensor | None) -> None:
@@ -177,9 +150,15 @@ def encode(fmt: Format, x: torch.Tensor, t: Stored, bits: torch.Tensor | None) -
     if fmt.kind == "bits":  # packed by finish
         t[0].copy_((x > 0.5).to(torch.uint8))
         return
-    if fmt.kind == "int8":
-        codes, scales = quantize(x.reshape(-1), fmt.signed, bits.reshape(-1))
-        t[0].copy_(codes)
+    if fmt.kind in QUANTIZED:
+        r = torch.full_like(x, NEAREST_DRAW, dtype=torch.int32) if bits is None else bits
+        c, scales = codes.encode(x.reshape(-1).to(torch.float32), fmt.code, r.reshape(-1))
+        t[0].copy_(c if fmt.kind == "int8" else codes.pack_nibbles(c))
+        t[1].copy_(scales)
+        return
+    if fmt.kind == "fp16":
+        values, scales = codes.encode_fp16(x.reshape(-1).to(torch.float32), fmt.signed)
+        t[0].copy_(values)
         t[1].copy_(scales)
         return
     if fmt.stochastic:

@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from reference import codes
 from reference.rounding import round_bf16_nearest, stochastic_round_bf16
-from spec.storage_layout import BLOCK, INT8_MAX, NORM_FLOOR, SR_BITS, Format, factor_shape, packed_width
+from spec.storage_layout import NORM_FLOOR, QUANTIZED, SR_BITS, Format, factor_shape, n_blocks, packed_width
 
 DrawFn = Callable[[str, int], np.ndarray]
 
@@ -64,28 +65,6 @@ def uniform_from_bits(bits: np.ndarray) -> np.ndarray:
     return np.asarray(bits, dtype=np.float64) / 2.0**SR_BITS
 
 
-def quantize_int8(x: np.ndarray, signed: bool, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Blockwise (BLOCK elements) codes ``floor(x/s + u)`` clamped to the code range, with
-    ``s = max|x| / qmax`` per block; a block of zeros has s = 0 and codes 0."""
-    qmax = INT8_MAX[signed]
-    lo = -qmax if signed else 0
-    x = x.reshape(-1)
-    codes = np.zeros(x.size, dtype=np.int8 if signed else np.uint8)
-    scales = np.zeros((x.size + BLOCK - 1) // BLOCK, dtype=np.float64)
-    for b in range(scales.size):
-        block = slice(b * BLOCK, (b + 1) * BLOCK)
-        s = np.max(np.abs(x[block])) / qmax
-        scales[b] = s
-        y = x[block] / s if s > 0 else np.zeros_like(x[block])
-        codes[block] = np.clip(np.floor(y + u.reshape(-1)[block]), lo, qmax)
-    return codes, scales
-
-
-def dequantize_int8(codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
-    flat = codes.reshape(-1).astype(np.float64)
-    return flat * scales[np.arange(flat.size) // BLOCK]
-
-
 class StateStore:
     """The states of one parameter: ``load(name)`` decodes, ``save(name, value)`` encodes.
 
@@ -111,9 +90,11 @@ class StateStore:
                 self.state[f"{name}_col"] = np.zeros(d2)
                 if fmt.signed:
                     self.state[f"{name}_sign"] = np.zeros((d1, packed_width(d2)), dtype=np.uint8)
-            elif fmt.kind == "int8":
-                self.state[name] = np.zeros(self.shape, dtype=np.int8 if fmt.signed else np.uint8)
-                self.state[f"{name}_scale"] = np.zeros((self.numel + BLOCK - 1) // BLOCK)
+            elif fmt.kind in (*QUANTIZED, "fp16"):
+                size = self.numel if fmt.kind == "int8" else (self.numel + 1) // 2
+                self.state[name] = (np.zeros(self.shape, dtype=np.float16) if fmt.kind == "fp16"
+                                    else np.zeros(size, dtype=np.uint8))
+                self.state[f"{name}_scale"] = np.zeros(n_blocks(self.numel, fmt.block))
             else:
                 self.state[name] = np.zeros(self.shape)
 
@@ -126,8 +107,11 @@ class StateStore:
             if fmt.signed:
                 M = np.where(unpack_signs(st[f"{name}_sign"], M.shape[1]), M, -M)
             return M.reshape(self.shape)
-        if fmt.kind == "int8":
-            return dequantize_int8(st[name], st[f"{name}_scale"]).reshape(self.shape)
+        if fmt.kind in QUANTIZED:
+            c = st[name] if fmt.kind == "int8" else codes.unpack_nibbles(st[name], self.numel)
+            return codes.decode(c, st[f"{name}_scale"], fmt.code).reshape(self.shape)
+        if fmt.kind == "fp16":
+            return codes.decode_fp16(st[name], st[f"{name}_scale"]).reshape(self.shape)
         return np.array(st[name], dtype=np.float64)
 
     def save(self, name: str, value: np.ndarray) -> None:
@@ -140,10 +124,12 @@ class StateStore:
             st[f"{name}_row"], st[f"{name}_col"] = factorize(np.abs(M))
             if fmt.signed:
                 st[f"{name}_sign"] = pack_signs(M > 0)
-        elif fmt.kind == "int8":
-            u = uniform_from_bits(self.draw(name, self.numel))
-            codes, st[f"{name}_scale"] = quantize_int8(value, fmt.signed, u)
-            st[name] = codes.reshape(self.shape)
+        elif fmt.kind in QUANTIZED:
+            c, st[f"{name}_scale"] = codes.encode(value, fmt.code, self.draw(name, self.numel))
+            st[name] = c if fmt.kind == "int8" else codes.pack_nibbles(c)
+        elif fmt.kind == "fp16":
+            values, st[f"{name}_scale"] = codes.encode_fp16(value, fmt.signed)
+            st[name] = values.reshape(self.shape)
         else:
             st[name] = dense_store(value, fmt, lambda: self.draw(name, self.numel))
 
@@ -154,8 +140,6 @@ def dense_store(value: np.ndarray, fmt: Format, bits: Callable[[], np.ndarray]) 
     if fmt.dtype in ("float64", "float32"):
         return value
     p32 = value.astype(np.float32)
-    if fmt.dtype == "float16":
-        return p32.astype(np.float16).astype(np.float64)
     if fmt.stochastic:
         return stochastic_round_bf16(p32, np.asarray(bits()).reshape(value.shape))
     return round_bf16_nearest(p32)

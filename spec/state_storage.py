@@ -2,7 +2,7 @@
 
 The general formulas use indexed symbols and symbolic sizes, so the docs print them as
 written. A factored state is viewed row-major as a ``d1 x d2`` matrix (``d1 >= d2``), rows
-``i``, columns ``j``; an 8-bit state is flattened, element ``k`` of ``n``, block ``b``.
+``i``, columns ``j``. The 8-bit and 4-bit codes are in ``spec.codes``.
 The functions below instantiate the formulas for small concrete sizes (the ``proof_*``
 functions, run by conformance/test_spec_storage.py) or expose one stage each for
 ``sympy.lambdify`` (compared there with ``reference.storage`` on arrays). The constants and
@@ -17,16 +17,15 @@ from sympy.concrete.expr_with_limits import ExprWithLimits
 
 from spec.hparams.storage import CONSTRAINTS
 from spec.hparams.storage import STORAGE as HYPERPARAMETERS
-from spec.storage_layout import BLOCK, INT8_MAX, NORM_FLOOR, SR_BITS, Format
+from spec.storage_layout import NORM_FLOOR, Format
 
 __all__ = [
-    "CODE", "COL_FACTOR", "COL_SUM", "CONSTRAINTS", "DECODE", "ELEMENT_SCALE", "FACTOR_D2",
-    "FP16_FLUSH_G", "FP16_TINY", "FP16_UNDERFLOW_G", "HYPERPARAMETERS", "ITEMSIZE", "PACKED",
-    "PARAM_SHAPE", "RECONSTRUCTION", "ROW_SUM", "SCALE", "SIGNED_RECONSTRUCTION", "UNIFORM",
-    "UNPACKED", "VALUES", "Maximum", "code_range", "factor_shape", "factorize",
-    "proof_marginals_preserved", "proof_quantisation_error", "proof_rank1_exact", "proof_signed_rank1_exact",
-    "proof_stochastic_floor_unbiased", "proof_zero_matrix", "reconstruct", "stored_bytes",
-    "stored_tensors",
+    "COL_FACTOR", "COL_SUM", "CONSTRAINTS", "FACTOR_D2", "FP16_FLUSH_G", "FP16_TINY",
+    "FP16_UNDERFLOW_G", "HYPERPARAMETERS", "ITEMSIZE", "PACKED", "PARAM_SHAPE", "RECONSTRUCTION",
+    "ROW_SUM", "SIGNED_RECONSTRUCTION", "UNPACKED", "VALUES", "Maximum", "factor_shape",
+    "factorize", "proof_marginals_preserved", "proof_quantisation_error", "proof_rank1_exact",
+    "proof_signed_rank1_exact", "proof_stochastic_floor_unbiased", "proof_zero_matrix", "reconstruct",
+    "stored_bytes", "stored_tensors",
 ]
 
 
@@ -65,8 +64,7 @@ class Maximum(ExprWithLimits):
 i, j, k, h, l, b = sp.symbols("i j k h l b", integer=True, nonnegative=True)
 nu = sp.Symbol("nu", integer=True, nonnegative=True)  # summation index over columns
 d1, d2, n = sp.symbols("d_1 d_2 n", integer=True, positive=True)
-B = sp.Symbol("B", integer=True, positive=True)  # block length of 8-bit states
-q_max, q_lo = sp.symbols(r"q_{\max} q_{\mathrm{lo}}", integer=True)
+B = sp.Symbol("B", integer=True, positive=True)  # block length of the blockwise formats
 phi = sp.Symbol(r"\varphi", positive=True)  # the normalisation floor
 
 M = sp.IndexedBase("M", nonnegative=True)  # the non-negative d1 x d2 matrix (|X| for signed states)
@@ -75,20 +73,8 @@ r = sp.IndexedBase("r", nonnegative=True)  # stored row factor
 c = sp.IndexedBase("c", nonnegative=True)  # column sums
 cbar = sp.IndexedBase(sp.Symbol(r"\bar{c}", nonnegative=True))  # stored column factor
 P = sp.IndexedBase("P", integer=True, nonnegative=True)  # packed sign bytes, d1 x ceil(d2/8)
-x = sp.IndexedBase("x", real=True)  # an 8-bit state, flattened
-s = sp.IndexedBase("s", nonnegative=True)  # per-block scales
-sigma = sp.IndexedBase(sp.Symbol(r"\sigma", nonnegative=True))  # scale of element k's block
-u = sp.IndexedBase("u", nonnegative=True)  # uniform numbers in [0, 1)
-R = sp.IndexedBase("R", integer=True, nonnegative=True)  # 16-bit random integers
-q = sp.IndexedBase("q", integer=True)  # 8-bit codes
 
-VALUES = {phi: sp.Float(NORM_FLOOR), B: BLOCK}  # the constants, for numerical evaluation
-
-
-def code_range(signed: bool) -> dict[sp.Symbol, int]:
-    """``q_max`` and ``q_lo``: int8 codes in [-127, 127] for signed states, uint8 in [0, 255] else."""
-    top = INT8_MAX[signed]
-    return {q_max: top, q_lo: -top if signed else 0}
+VALUES = {phi: sp.Float(NORM_FLOOR)}  # the constants, for numerical evaluation
 
 
 # -- factor shape -----------------------------------------------------------------------------
@@ -118,16 +104,6 @@ PACKED = sp.Sum(2**l * sp.Piecewise((1, X[i, 8 * h + l] > 0), (0, True)), (l, 0,
 UNPACKED = sp.Mod(sp.floor(P[i, sp.floor(j / 8)] / 2 ** sp.Mod(j, 8)), 2)  # the bit of X_ij
 SIGNED_RECONSTRUCTION = (2 * UNPACKED - 1) * RECONSTRUCTION  # X_ij <= 0 comes back as -M_hat_ij (maybe -0)
 
-# -- 8-bit blockwise --------------------------------------------------------------------------
-
-SCALE = Maximum(sp.Abs(x[k]), (k, b * B, sp.Min(n, (b + 1) * B) - 1)) / q_max  # s_b
-ELEMENT_SCALE = s[sp.floor(k / B)]  # sigma_k
-UNIFORM = R[k] / 2**SR_BITS  # u_k
-CODE = sp.Piecewise(
-    (sp.Min(sp.Max(sp.floor(x[k] / sigma[k] + u[k]), q_lo), q_max), sigma[k] > 0), (0, True)
-)  # q_k
-DECODE = q[k] * sigma[k]  # x_hat_k
-
 # -- bfloat16 states: the bit operation of spec/stochastic_rounding.md on the float32 value, with
 # the state's own 16-bit draw (round to nearest, ties to even, for 'auto' without stochastic
 # rounding); no formula of its own here.
@@ -156,14 +132,16 @@ def stored_tensors(fmt: Format, name: str) -> list[tuple[str, str, tuple[sp.Expr
         if fmt.signed:
             out.append((keys[2], "uint8", (d1, sp.ceiling(d2 / 8))))
         return out
-    if fmt.kind == "int8":
-        return [(keys[0], "int8" if fmt.signed else "uint8", PARAM_SHAPE),
-                (keys[1], "float32", (sp.ceiling(n / B),))]
+    if fmt.kind in ("int8", "int4"):
+        codes = (n,) if fmt.kind == "int8" else (sp.ceiling(n / 2),)
+        return [(keys[0], "uint8", codes), (keys[1], "float32", (sp.ceiling(n / B),))]
+    if fmt.kind == "fp16":
+        return [(keys[0], "float16", PARAM_SHAPE), (keys[1], "float32", (sp.ceiling(n / B),))]
     return [(keys[0], fmt.dtype, PARAM_SHAPE)]
 
 
 def stored_bytes(fmt: Format) -> sp.Expr:
-    """Bytes ``fmt`` stores for a tensor of n = d1*d2 elements."""
+    """Bytes ``fmt`` stores for a tensor of n = d1*d2 elements (B: the format's block)."""
     return sp.Add(*(ITEMSIZE[dtype] * (n if shape is PARAM_SHAPE else sp.Mul(*shape))
                     for _, dtype, shape in stored_tensors(fmt, "state")))
 

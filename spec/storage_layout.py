@@ -9,11 +9,68 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-BLOCK = 2048  # int8_sr block length
 NORM_FLOOR = 1e-12  # the normalised factor is divided by max(sum, NORM_FLOOR)
-INT8_MAX = {True: 127, False: 255}  # signed states: int8 codes in [-127, 127]; others uint8
 SR_BITS = 16  # every stochastic draw is a uniform integer in [0, 2^16)
-DENSE_PRECISIONS = {"fp32": ("float32", False), "bf16_sr": ("bfloat16", True), "fp16": ("float16", False)}
+FP16_BLOCK = 2048  # float16 states: one power-of-two scale per block
+FP16_TOP_EXPONENT = 14  # s_b = 2^(floor(log2 max|x|) - 14): the block's largest |x| / s_b lies in [2^14, 2^15)
+FP16_TINY = 2.0**-24  # the smallest positive float16: what a positive second moment stores at least
+MIN_NORMAL_EXPONENT = 1  # the biased float32 exponent of 2^-126: scales stay normal numbers
+STATE_FORMAT_VERSION = 2  # 1: the linear 8-bit code s = max/255 (before 2026-12); 2: the minifloat codes
+DENSE_PRECISIONS = {"fp32": ("float32", False), "bf16_sr": ("bfloat16", True)}
+
+
+@dataclass(frozen=True)
+class Code:
+    """A blockwise minifloat code of ``exp_bits`` exponent and ``man_bits`` mantissa bits
+    (plus a sign bit when ``signed``) and one fp32 scale per ``block`` elements
+    (spec/state_storage.md, "8-bit and 4-bit codes").
+
+    Level ``c`` (the magnitude code) is ``2^(a - bias) (1 + f / 2^man_bits)`` with
+    ``a = c >> man_bits``, ``f`` the low bits and ``bias = 2^exp_bits - 1``, so the top binade
+    is [1, 2) and the largest level is ``top = 2 - 2^-man_bits``. Unsigned codes are zero-free:
+    ``a = 0`` is a binade like the others and values below it store its smallest level.
+    Signed codes are IEEE-like: ``a = 0`` holds the subnormals ``f 2^(1 - bias - man_bits)``,
+    0 included; the sign is the bit above the magnitude (sign-magnitude, never set on 0).
+    """
+
+    exp_bits: int
+    man_bits: int
+    signed: bool
+    block: int
+
+    @property
+    def bits(self) -> int:
+        return self.exp_bits + self.man_bits + self.signed
+
+    @property
+    def bias(self) -> int:
+        return 2**self.exp_bits - 1
+
+    @property
+    def magnitudes(self) -> int:
+        """How many magnitude codes there are: 2^(exp_bits + man_bits)."""
+        return 2 ** (self.exp_bits + self.man_bits)
+
+    @property
+    def top(self) -> float:
+        """The largest level, to which each block's largest |x| is scaled."""
+        return 2.0 - 2.0**-self.man_bits
+
+    @property
+    def smallest_normal(self) -> float:
+        """The bottom of the lowest normal binade: a = 0 unsigned, a = 1 signed."""
+        return 2.0 ** (int(self.signed) - self.bias)
+
+
+# The codes of each format, chosen by measurement (spec/state_storage.md, "Rationale").
+CODES = {
+    ("int8", False): Code(5, 3, False, 2048),  # v: 32 binades, 8 levels each, never 0
+    ("int8", True): Code(4, 3, True, 2048),  # m: e4m3 with subnormals
+    ("int4", False): Code(4, 0, False, 256),  # v: powers of two over 16 binades, never 0
+    ("int4", True): Code(2, 1, True, 128),  # m: e2m1 with subnormals (0, 1/8 .. 3/2)
+}
+QUANTIZED = ("int8", "int4")
+BLOCKWISE = (*QUANTIZED, "fp16")  # formats with a scale per block
 
 
 @dataclass(frozen=True)
@@ -33,7 +90,8 @@ class Format:
     ``kind`` is "bits" (one boolean per element, packed little-endian 8 per byte over the
     flattened order, ``numpy.packbits(bitorder="little")``), "dense" (``dtype``: float64,
     float32, bfloat16 or float16; ``stochastic``: bf16 written with stochastic rounding), "int8"
-    (blockwise codes and fp32 scales) or
+    / "int4" (blockwise minifloat codes, ``CODES``, one per byte or two per byte, and fp32
+    scales) or
     "factored" (fp32 row and column factors, plus packed signs when ``signed``).
     """
 
@@ -44,7 +102,7 @@ class Format:
 
     def keys(self, name: str) -> tuple[str, ...]:
         """The state-dict keys this format stores for a state called ``name``."""
-        if self.kind == "int8":
+        if self.kind in BLOCKWISE:
             return (name, f"{name}_scale")
         if self.kind == "factored":
             return (f"{name}_row", f"{name}_col") + ((f"{name}_sign",) if self.signed else ())
@@ -56,6 +114,14 @@ class Format:
         if self.kind == "bits":
             return "packed bits"
         return f"{self.kind} {'signed' if self.signed else 'non-negative'}"
+
+    @property
+    def code(self) -> Code:
+        return CODES[(self.kind, self.signed)]
+
+    @property
+    def block(self) -> int:
+        return FP16_BLOCK if self.kind == "fp16" else self.code.block
 
 
 def factor_shape(numel: int) -> tuple[int, int]:
@@ -73,8 +139,13 @@ def packed_width(d2: int) -> int:
     return (d2 + 7) // 8
 
 
-def n_blocks(numel: int) -> int:
-    return (numel + BLOCK - 1) // BLOCK
+def n_blocks(numel: int, block: int) -> int:
+    return (numel + block - 1) // block
+
+
+def code_bytes(numel: int, code: Code) -> int:
+    """Bytes of the codes of ``numel`` elements: one per byte, or two per byte (4-bit)."""
+    return numel if code.bits == 8 else (numel + 1) // 2
 
 
 def is_factored(slot: Slot, ndim: int, numel: int, h: dict) -> bool:
@@ -98,6 +169,10 @@ def resolve(slot: Slot, param_dtype: str, ndim: int, numel: int, h: dict, stocha
         precision = "auto"
     if precision == "int8_sr":
         return Format("int8", slot.signed)
+    if precision == "int4":
+        return Format("int4", slot.signed)
+    if precision == "fp16" or (precision == "auto" and param_dtype == "float16"):
+        return Format("fp16", slot.signed, "float16")
     if precision == "auto":
         stochastic = param_dtype == "bfloat16" and stochastic_rounding
         return Format("dense", slot.signed, param_dtype, stochastic)

@@ -2,12 +2,13 @@
 
 from spec.hparams.core import Constraint, Hyperparameter, Kind
 
-STATE_PRECISIONS = ("auto", "fp32", "bf16_sr", "fp16", "int8_sr", "factored")
+STATE_PRECISIONS = ("auto", "fp32", "bf16_sr", "fp16", "int8_sr", "int4", "factored")
 
 STATE_PRECISION = Hyperparameter(
     "state_precision", r"\mathrm{sp}", "auto", Kind.CHOICE,
     "storage of the optimizer states: 'auto' (the parameter dtype), 'fp32', 'bf16_sr' (bf16, "
-    "stochastic rounding), 'fp16', 'int8_sr' (8-bit blockwise, stochastic rounding) or "
+    "stochastic rounding), 'fp16' (second moments stored as sqrt), 'int8_sr' (8-bit blockwise "
+    "minifloat codes, stochastic rounding), 'int4' (4-bit blockwise codes, two per byte) or "
     "'factored' (SMMF rank-1 factors plus 1-bit signs)",
     choices=STATE_PRECISIONS,
 )

@@ -1,0 +1,142 @@
+"""The blockwise minifloat codes and scaled float16 states inside the fused kernels
+(spec/state_storage.md, "8-bit and 4-bit codes" and "float16 states").
+
+Codes come from integer operations on float32 bit patterns, which inductor vectorises and
+which need no log2 or exp2: the exponent field of ``y`` is the binade and its top mantissa
+bits the level, so adding the shifted 16-bit draw before the shift is stochastic rounding
+between adjacent levels (a carry moves to the next binade), as for bf16. ``reference.codes``
+computes the same codes from the definitions; the suite checks them bit for bit.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from spec.storage_layout import FP16_BLOCK, FP16_TINY, FP16_TOP_EXPONENT, MIN_NORMAL_EXPONENT, SR_BITS, Code
+
+Parts = list[tuple[int, torch.Tensor]]
+
+
+def blocks(x: torch.Tensor, block: int) -> Parts:
+    """Flat ``x`` as (first block index, view) pairs: the full blocks as (n_full, block) and
+    the remainder as (1, rest), without padding.
+
+    Per-block values broadcast over the block axis of each view. Other formulations are
+    miscompiled by torch 2.13's inductor on CPU: a gather ``v[arange(n) // block]`` reads
+    uninitialised memory with dynamic shapes, and a zero-padded (n_blocks, block) view gives
+    a wrong last partial block once its result is written into an 8-bit tensor.
+    """
+    n = x.shape[0]
+    full = n // block
+    parts = [(0, x[: full * block].view(full, block))] if full else []
+    if n > full * block:
+        parts.append((full, x[full * block:].view(1, n - full * block)))
+    return parts
+
+
+def _flat(parts: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([p.reshape(-1) for p in parts]) if len(parts) > 1 else parts[0].reshape(-1)
+
+
+def _bits(y: torch.Tensor) -> torch.Tensor:
+    return y.view(torch.int32)
+
+
+def _base(code: Code) -> int:
+    """The float32 bit pattern of 2^-bias, the bottom of magnitude binade a = 0."""
+    return (127 - code.bias) << 23
+
+
+def _magnitude(y: torch.Tensor, r: torch.Tensor, code: Code) -> torch.Tensor:
+    """int32 magnitude codes of ``y >= 0`` (float32) with 16-bit draws ``r``."""
+    shift = 23 - code.man_bits
+    draw = r << (shift - SR_BITS)  # the draw's 16 bits just below the kept mantissa bits
+    c = (_bits(y) - _base(code) + draw) >> shift
+    if code.signed:  # subnormals: the binade [L1, 2 L1) shifted down by L1
+        low = code.smallest_normal
+        sub = ((_bits(y + low) - _base(code) + draw) >> shift) - 2**code.man_bits
+        c = torch.where(y >= low, c, sub)
+    return c.clamp(0, code.magnitudes - 1)
+
+
+def _level(c: torch.Tensor, code: Code) -> torch.Tensor:
+    """float32 level of int32 magnitude codes ``c``."""
+    normal = (_base(code) + (c << (23 - code.man_bits))).view(torch.float32)
+    if not code.signed:
+        return normal
+    sub = c.to(torch.float32) * 2.0 ** (1 - code.bias - code.man_bits)
+    return torch.where(c < 2**code.man_bits, sub, normal)
+
+
+def encode(x: torch.Tensor, code: Code, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """int32 codes (one per element, flat) and fp32 scales of the flat float32 ``x``."""
+    top = code.top
+    codes, scales = [], []
+    for (_, xb), (_, rb) in zip(blocks(x, code.block), blocks(r, code.block)):
+        absmax = xb.abs().amax(1, keepdim=True)
+        inv = torch.where(absmax > 0, top / absmax, torch.zeros_like(absmax))
+        c = _magnitude(xb.abs() * inv, rb, code)
+        if code.signed:
+            c = c + ((xb < 0) & (c > 0)).to(torch.int32) * code.magnitudes
+        codes.append(c)
+        scales.append((absmax / top).view(-1))
+    return _flat(codes), _flat(scales)
+
+
+def decode(c: torch.Tensor, scales: torch.Tensor, code: Code) -> torch.Tensor:
+    """float32 values of the flat int32 codes ``c``."""
+    out = []
+    for k, cb in blocks(c, code.block):
+        s = scales[k:k + cb.shape[0]][:, None]
+        if code.signed:
+            negative = cb >= code.magnitudes
+            mag = _level(cb & (code.magnitudes - 1), code)
+            out.append(torch.where(negative, -mag, mag) * s)
+        else:
+            out.append(_level(cb, code) * s)
+    return _flat(out)
+
+
+def pack_nibbles(c: torch.Tensor) -> torch.Tensor:
+    """Flat 4-bit codes, two per byte (element 2k low nibble, 2k + 1 high nibble)."""
+    if c.shape[0] % 2:
+        c = F.pad(c, (0, 1))
+    pairs = c.view(-1, 2)
+    return pairs[:, 0] | (pairs[:, 1] << 4)
+
+
+def unpack_nibbles(packed: torch.Tensor, n: int) -> torch.Tensor:
+    """int32 codes of the first ``n`` nibbles."""
+    b = packed.to(torch.int32)
+    return torch.stack((b & 15, b >> 4), dim=-1).view(-1)[:n]
+
+
+# -- scaled float16 -----------------------------------------------------------------------
+
+
+def _fp16_scale(absmax: torch.Tensor) -> torch.Tensor:
+    """2^(floor(log2 absmax) - FP16_TOP_EXPONENT), at least 2^-126, built from the exponent field."""
+    exponent = ((_bits(absmax) >> 23) & 0xFF) - FP16_TOP_EXPONENT
+    power = (exponent.clamp_min(MIN_NORMAL_EXPONENT) << 23).view(torch.float32)
+    return torch.where(absmax > 0, power, torch.zeros_like(power))
+
+
+def encode_fp16(x: torch.Tensor, signed: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """float16 ``x / s_b`` (exact division by a power of two, then round to nearest) and scales;
+    non-negative states are zero-free: a positive value that rounds to 0 stores 2^-24."""
+    values, scales = [], []
+    for _, xb in blocks(x, FP16_BLOCK):
+        s = _fp16_scale(xb.abs().amax(1, keepdim=True))
+        inv = torch.where(s > 0, 1.0 / s, torch.zeros_like(s))
+        h = (xb * inv).to(torch.float16)
+        if not signed:
+            h = torch.where((xb > 0) & (h == 0), torch.full_like(h, FP16_TINY), h)
+        values.append(h)
+        scales.append(s.view(-1))
+    return _flat(values), _flat(scales)
+
+
+def decode_fp16(values: torch.Tensor, scales: torch.Tensor, cdt: torch.dtype) -> torch.Tensor:
+    return _flat([vb.to(cdt) * scales[k:k + vb.shape[0]][:, None].to(cdt)
+                  for k, vb in blocks(values, FP16_BLOCK)])
