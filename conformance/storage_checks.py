@@ -45,7 +45,7 @@ def _fast_roundtrip(M: np.ndarray, signed: bool) -> tuple[dict[str, np.ndarray],
     d1, d2 = M.shape
     fmt = Format("factored", signed)
     t = fs.allocate(fmt, torch.zeros(d1 * d2))
-    shape = fs.working_shape(d1 * d2, True)
+    shape = fs.working_shape(d1 * d2, (fmt,))
     x = torch.from_numpy(M.copy()).view(shape)
     sums = fs.factor_sums(x, signed)
     fs.encode(fmt, x, t, None)

@@ -35,6 +35,22 @@ def blocks(x: torch.Tensor, block: int) -> Parts:
     return parts
 
 
+def block_parts(x: torch.Tensor, block: int) -> Parts:
+    """``x`` as block views: a 2-D working shape whose rows hold whole blocks is one (n_blocks,
+    block) view (no concatenation, and simple indexing when the number of rows is symbolic);
+    anything else is flattened and split by ``blocks``."""
+    if x.dim() == 2 and x.shape[1] % block == 0:
+        return [(0, x.reshape(-1, block))]
+    return blocks(x.reshape(-1), block)
+
+
+def _joined(parts: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+    """The per-part results in ``like``'s shape (one part) or flat (several parts)."""
+    if len(parts) == 1:
+        return parts[0].reshape(like.shape)
+    return torch.cat([p.reshape(-1) for p in parts])
+
+
 def _flat(parts: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat([p.reshape(-1) for p in parts]) if len(parts) > 1 else parts[0].reshape(-1)
 
@@ -70,24 +86,28 @@ def _level(c: torch.Tensor, code: Code) -> torch.Tensor:
 
 
 def encode(x: torch.Tensor, code: Code, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """int32 codes (one per element, flat) and fp32 scales of the flat float32 ``x``."""
+    """int32 codes (one per element, in ``x``'s shape when its rows hold whole blocks, else
+    flat) and fp32 scales of the float32 ``x``; ``r`` has ``x``'s shape."""
     top = code.top
     codes, scales = [], []
-    for (_, xb), (_, rb) in zip(blocks(x, code.block), blocks(r, code.block)):
+    for (_, xb), (_, rb) in zip(block_parts(x, code.block), block_parts(r, code.block)):
         absmax = xb.abs().amax(1, keepdim=True)
-        inv = torch.where(absmax > 0, top / absmax, torch.zeros_like(absmax))
+        # (1 / A) * T, not T / A: inductor rewrites a division of a constant into exactly this, so
+        # eager and compiled kernels (and the reference) round the same way.
+        inv = torch.where(absmax > 0, (1.0 / absmax) * top, torch.zeros_like(absmax))
         c = _magnitude(xb.abs() * inv, rb, code)
-        if code.signed:
-            c = c + ((xb < 0) & (c > 0)).to(torch.int32) * code.magnitudes
+        if code.signed:  # the sign bit of x, kept only on nonzero codes ((c + mags - 1) >> e+m is c > 0)
+            nonzero = (c + (code.magnitudes - 1)) >> (code.bits - 1)
+            c = c | ((_bits(xb) >> 31) & nonzero * code.magnitudes)
         codes.append(c)
         scales.append((absmax / top).view(-1))
-    return _flat(codes), _flat(scales)
+    return _joined(codes, x), _flat(scales)
 
 
 def decode(c: torch.Tensor, scales: torch.Tensor, code: Code) -> torch.Tensor:
-    """float32 values of the flat int32 codes ``c``."""
+    """float32 values of the int32 codes ``c`` (shaped as ``encode`` returns them)."""
     out = []
-    for k, cb in blocks(c, code.block):
+    for k, cb in block_parts(c, code.block):
         s = scales[k:k + cb.shape[0]][:, None]
         if code.signed:
             negative = cb >= code.magnitudes
@@ -95,21 +115,26 @@ def decode(c: torch.Tensor, scales: torch.Tensor, code: Code) -> torch.Tensor:
             out.append(torch.where(negative, -mag, mag) * s)
         else:
             out.append(_level(cb, code) * s)
-    return _flat(out)
+    return _joined(out, c)
 
 
 def pack_nibbles(c: torch.Tensor) -> torch.Tensor:
-    """Flat 4-bit codes, two per byte (element 2k low nibble, 2k + 1 high nibble)."""
-    if c.shape[0] % 2:
+    """4-bit codes two per byte along the last axis (element 2k low nibble, 2k + 1 high
+    nibble); a flat odd count gets a zero high nibble."""
+    if c.dim() == 1 and c.shape[0] % 2:
         c = F.pad(c, (0, 1))
-    pairs = c.view(-1, 2)
-    return pairs[:, 0] | (pairs[:, 1] << 4)
+    pairs = c.reshape(*c.shape[:-1], -1, 2)
+    return pairs[..., 0] | (pairs[..., 1] << 4)
 
 
 def unpack_nibbles(packed: torch.Tensor, n: int) -> torch.Tensor:
-    """int32 codes of the first ``n`` nibbles."""
+    """int32 codes of the nibbles: rows of ``packed`` unpack to rows twice as long; a flat
+    ``packed`` to its first ``n`` codes."""
     b = packed.to(torch.int32)
-    return torch.stack((b & 15, b >> 4), dim=-1).view(-1)[:n]
+    pairs = torch.stack((b & 15, b >> 4), dim=-1)
+    if b.dim() == 1:
+        return pairs.view(-1)[:n]
+    return pairs.reshape(*b.shape[:-1], -1)
 
 
 # -- scaled float16 -----------------------------------------------------------------------
@@ -126,7 +151,7 @@ def encode_fp16(x: torch.Tensor, signed: bool) -> tuple[torch.Tensor, torch.Tens
     """float16 ``x / s_b`` (exact division by a power of two, then round to nearest) and scales;
     non-negative states are zero-free: a positive value that rounds to 0 stores 2^-24."""
     values, scales = [], []
-    for _, xb in blocks(x, FP16_BLOCK):
+    for _, xb in block_parts(x, FP16_BLOCK):
         s = _fp16_scale(xb.abs().amax(1, keepdim=True))
         inv = torch.where(s > 0, 1.0 / s, torch.zeros_like(s))
         h = (xb * inv).to(torch.float16)
@@ -134,9 +159,9 @@ def encode_fp16(x: torch.Tensor, signed: bool) -> tuple[torch.Tensor, torch.Tens
             h = torch.where((xb > 0) & (h == 0), torch.full_like(h, FP16_TINY), h)
         values.append(h)
         scales.append(s.view(-1))
-    return _flat(values), _flat(scales)
+    return _joined(values, x), _flat(scales)
 
 
 def decode_fp16(values: torch.Tensor, scales: torch.Tensor, cdt: torch.dtype) -> torch.Tensor:
-    return _flat([vb.to(cdt) * scales[k:k + vb.shape[0]][:, None].to(cdt)
-                  for k, vb in blocks(values, FP16_BLOCK)])
+    return _joined([vb.to(cdt) * scales[k:k + vb.shape[0]][:, None].to(cdt)
+                    for k, vb in block_parts(values, FP16_BLOCK)], values)

@@ -280,7 +280,7 @@ class FastOptimizer(torch.optim.Optimizer):
             return
         mode = write_mode(p.dtype, self.stochastic_rounding)
         factored = [f is not None and f.kind == "factored" for f in formats]
-        shape = storage.working_shape(p.numel(), any(factored))
+        shape = storage.working_shape(p.numel(), formats)
         pre = (group.get("orthograd") if ortho and p.numel() > 1 else None, orthograd_rows(p))
         static = any(factored) or whole_tensor_reductions(group, p) or pre[0] is not None
         recompute = not matrix_features(group, p)

@@ -12,7 +12,16 @@ import torch.nn.functional as F
 
 from fast import codes
 from fast.rounding import stochastic_round_bf16
-from spec.storage_layout import NORM_FLOOR, QUANTIZED, Format, code_bytes, factor_shape, n_blocks, packed_width
+from spec.storage_layout import (
+    BLOCKWISE,
+    NORM_FLOOR,
+    QUANTIZED,
+    Format,
+    code_bytes,
+    factor_shape,
+    n_blocks,
+    packed_width,
+)
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 NEAREST_DRAW = 2**15  # the draw that rounds a code to nearest (ties away from zero)
@@ -49,9 +58,17 @@ def kernel_views(fmt: Format, tensors: list[torch.Tensor], shape: tuple[int, ...
             n *= d
         padded = _bit_table(tensors[0].device)[tensors[0].long()].view(-1)  # 8 bytes of 0/1 per byte
         return (padded[:n].view(shape), tensors[0], padded)
-    if fmt.kind in (*QUANTIZED, "fp16"):
-        return (tensors[0].view(-1), *tensors[1:])
+    if fmt.kind in BLOCKWISE:
+        if not block_rows(shape, fmt):
+            return (tensors[0].view(-1), tensors[1])
+        cols = shape[1] // 2 if fmt.kind == "int4" else shape[1]  # two 4-bit codes per byte
+        return (tensors[0].view(shape[0], cols), tensors[1])
     return (tensors[0].view(shape),)
+
+
+def block_rows(shape: tuple[int, ...], fmt: Format) -> bool:
+    """Whether the working ``shape`` has rows of whole blocks of ``fmt`` (else it is read flat)."""
+    return len(shape) == 2 and shape[1] % fmt.block == 0
 
 
 def needs_bits(fmt: Format) -> bool:
@@ -59,14 +76,22 @@ def needs_bits(fmt: Format) -> bool:
 
 
 # -- inside the kernels ----------------------------------------------------------------------
-def working_shape(numel: int, factored: bool) -> tuple[int, ...]:
-    """The shape every full-size tensor of a step is viewed as: flat, or for factored states
-    (d1, d2), split as (d1, d2 / 8, 8) when 8 divides d2 so that each sign byte covers the
-    last axis (unpack is a broadcast, pack a sum over that axis: both vectorise)."""
-    if not factored:
-        return (numel,)
-    d1, d2 = factor_shape(numel)
-    return (d1, d2 // 8, 8) if d2 % 8 == 0 else (d1, d2)
+def working_shape(numel: int, formats: tuple[Format | None, ...]) -> tuple[int, ...]:
+    """The shape every full-size tensor of a step is viewed as.
+
+    Factored states: (d1, d2), split as (d1, d2 / 8, 8) when 8 divides d2 so that each sign
+    byte covers the last axis (unpack is a broadcast, pack a sum over that axis: both
+    vectorise). Blockwise states (8-bit, 4-bit, float16), when their largest block divides n:
+    (n / B, B), one block per row, so the block reductions and their broadcasts index simply
+    (with a flat view and a symbolic n inductor emits scalar code with modulo arithmetic, ~10x
+    slower). Otherwise flat."""
+    if any(f is not None and f.kind == "factored" for f in formats):
+        d1, d2 = factor_shape(numel)
+        return (d1, d2 // 8, 8) if d2 % 8 == 0 else (d1, d2)
+    block = max((f.block for f in formats if f is not None and f.kind in BLOCKWISE), default=0)
+    if block and numel and numel % block == 0:
+        return (numel // block, block)
+    return (numel,)
 
 
 def _bit_values(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,9 +162,9 @@ def decode(fmt: Format, t: Stored, n: int, cdt: torch.dtype, shape: tuple[int, .
         return mag if positive is None else torch.where(positive, mag, -mag)
     if fmt.kind in QUANTIZED:
         c = t[0].to(torch.int32) if fmt.kind == "int8" else codes.unpack_nibbles(t[0], n)
-        return codes.decode(c, t[1], fmt.code).to(cdt).view(shape)
+        return codes.decode(c, t[1], fmt.code).to(cdt).reshape(shape)
     if fmt.kind == "fp16":
-        return codes.decode_fp16(t[0], t[1], cdt).view(shape)
+        return codes.decode_fp16(t[0], t[1], cdt).reshape(shape)
     return t[0].to(cdt).view(shape)
 
 
@@ -152,13 +177,16 @@ def encode(fmt: Format, x: torch.Tensor, t: Stored, bits: torch.Tensor | None) -
         return
     if fmt.kind in QUANTIZED:
         r = torch.full_like(x, NEAREST_DRAW, dtype=torch.int32) if bits is None else bits
-        c, scales = codes.encode(x.reshape(-1).to(torch.float32), fmt.code, r.reshape(-1))
-        t[0].copy_(c if fmt.kind == "int8" else codes.pack_nibbles(c))
+        x32 = x.to(torch.float32)
+        rows = x32 if block_rows(tuple(x32.shape), fmt) else x32.reshape(-1)
+        c, scales = codes.encode(rows, fmt.code, r.reshape(rows.shape))
+        t[0].copy_((c if fmt.kind == "int8" else codes.pack_nibbles(c)).reshape(t[0].shape))
         t[1].copy_(scales)
         return
     if fmt.kind == "fp16":
-        values, scales = codes.encode_fp16(x.reshape(-1).to(torch.float32), fmt.signed)
-        t[0].copy_(values)
+        x32 = x.to(torch.float32)
+        values, scales = codes.encode_fp16(x32 if block_rows(tuple(x32.shape), fmt) else x32.reshape(-1), fmt.signed)
+        t[0].copy_(values.reshape(t[0].shape))
         t[1].copy_(scales)
         return
     if fmt.stochastic:

@@ -26,10 +26,10 @@ def block_absmax(x32: np.ndarray, block: int) -> np.ndarray:
 
 def scales(absmax: np.ndarray, code: Code) -> tuple[np.ndarray, np.ndarray]:
     """``(s, inv)``: the stored scale ``s = fl32(absmax / top)`` and the multiplier
-    ``inv = fl32(top / absmax)`` that normalises (both 0 for an all-zero block)."""
+    ``inv = fl32(fl32(1 / absmax) top)`` that normalises (both 0 for an all-zero block)."""
     top = np.float32(code.top)
-    with np.errstate(divide="ignore"):
-        inv = np.where(absmax > 0, top / np.where(absmax > 0, absmax, 1), 0).astype(np.float32)
+    safe = np.where(absmax > 0, absmax, np.float32(1)).astype(np.float32)
+    inv = np.where(absmax > 0, (np.float32(1) / safe).astype(np.float32) * top, 0).astype(np.float32)
     return (absmax / top).astype(np.float32), inv
 
 

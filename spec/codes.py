@@ -40,7 +40,7 @@ class fl32(sp.Function):  # lower case: it reads as the math (rounding to float3
 BIAS = 2**e - 1
 TOP = 2 - 2**-m  # the largest level
 SCALE = A / TOP  # s_b, stored per block
-NORMALISED = sp.Abs(x) * TOP / A  # y_k; computed as fl32(|x| fl32(T / A_b))
+NORMALISED = sp.Abs(x) * TOP / A  # y_k; computed as fl32(|x| fl32(fl32(1 / A_b) T))
 ALPHA = sp.floor(sp.log(y, 2))  # y's binade: 2^alpha <= y < 2^(alpha + 1)
 # The code of y in binade alpha: 2^m levels per binade, y's position among them plus the draw.
 NORMAL_CODE = 2**m * (ALPHA + BIAS) + sp.floor(2**m * (y / 2**ALPHA - 1) + R / 2**SR_BITS)
