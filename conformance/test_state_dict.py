@@ -110,3 +110,23 @@ def test_load_rejects_another_storage_layout(key):
     _, other = _make("float32", {**SAMPLES[0], **loaded_with})
     with pytest.raises(ValueError, match=key):
         other.load_state_dict(opt.state_dict())
+
+
+@pytest.mark.parametrize("precision", ["int8_sr", "fp16"])
+def test_checkpoint_of_the_old_state_format_raises(precision):
+    """A state_dict without the format version (written before the minifloat codes) whose
+    states are int8_sr or fp16 is refused naming the version; other formats still load."""
+    p = torch.nn.Parameter(torch.randn(8, 8))
+    p.grad = torch.randn(8, 8)
+    opt = fast.AdamW([p], state_precision=precision, compiled_optimizer=False)
+    opt.step()
+    sd = opt.state_dict()
+    assert sd["state_format"] == 2
+    del sd["state_format"]
+    with pytest.raises(ValueError, match="state format version 1"):
+        fast.AdamW([p], state_precision=precision, compiled_optimizer=False).load_state_dict(sd)
+    dense = fast.AdamW([p], compiled_optimizer=False)
+    dense.step()
+    old = dense.state_dict()
+    del old["state_format"]
+    fast.AdamW([p], compiled_optimizer=False).load_state_dict(old)

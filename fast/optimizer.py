@@ -17,7 +17,7 @@ from fast.rounding import draw_bits
 from fast.step import MathFactory, make_column_kernel, make_step_kernel
 from fast.write import WriteMode, compute_dtype, write_mode
 from spec.hparams.core import Constraint, Hyperparameter, shared_message
-from spec.storage_layout import Format, Slot, resolve
+from spec.storage_layout import STATE_FORMAT_VERSION, Format, Slot, resolve
 
 RNG_KEY = "rng"
 # Changing any of these changes which tensors a state holds, so a state_dict saved under
@@ -151,11 +151,14 @@ class FastOptimizer(torch.optim.Optimizer):
     # -- checkpoints ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         sd = super().state_dict()
+        sd[storage.FORMAT_KEY] = STATE_FORMAT_VERSION
         sd[RNG_KEY] = {dev: gen.get_state() for dev, gen in self._generators.items()}
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         state_dict = dict(state_dict)
+        storage.check_format_version(type(self).__name__, state_dict)
+        state_dict.pop(storage.FORMAT_KEY, None)
         for i, (saved, group) in enumerate(zip(state_dict["param_groups"], self.param_groups)):
             for key in STORAGE_KEYS:
                 if key in group and saved.get(key, group[key]) != group[key]:

@@ -16,6 +16,7 @@ from spec.storage_layout import (
     BLOCKWISE,
     NORM_FLOOR,
     QUANTIZED,
+    STATE_FORMAT_VERSION,
     Format,
     code_bytes,
     factor_shape,
@@ -45,6 +46,33 @@ def allocate(fmt: Format, p: torch.Tensor) -> tuple[torch.Tensor, ...]:
         values = torch.zeros(p.shape, dtype=torch.float16, device=dev)
         return (values, torch.zeros(n_blocks(p.numel(), fmt.block), device=dev))
     return (torch.zeros(p.shape, dtype=DTYPES[fmt.dtype], device=dev),)
+
+
+FORMAT_KEY = "state_format"
+CHANGED_IN_VERSION_2 = ("int8_sr", "fp16")  # the linear 8-bit code and unscaled float16 states
+
+
+def check_format_version(owner: str, saved: dict) -> None:
+    """Refuse a state_dict whose stored states were written in an older format.
+
+    Version 1 (no ``state_format`` entry) stored ``int8_sr`` states as linear codes and
+    ``fp16`` states unscaled; reading those bytes as the current codes would silently corrupt
+    the moments. Other formats did not change and load as before."""
+    version = saved.get(FORMAT_KEY, 1)
+    if version == STATE_FORMAT_VERSION:
+        return
+    if version > STATE_FORMAT_VERSION:
+        raise ValueError(f"{owner}.load_state_dict: the state_dict has state format version {version}; this "
+                         f"release reads version {STATE_FORMAT_VERSION}. Upgrade to resume it.")
+    for i, group in enumerate(saved["param_groups"]):
+        precision = group.get("state_precision", "auto")
+        if precision in CHANGED_IN_VERSION_2 and any(saved["state"].get(k) for k in group["params"]):
+            raise ValueError(
+                f"{owner}.load_state_dict: param group {i} was saved with state_precision={precision!r} in "
+                f"state format version {version} (the linear 8-bit code / unscaled float16 states); this "
+                f"release stores version {STATE_FORMAT_VERSION} (minifloat codes, scaled float16) and cannot "
+                "convert them. Resume with the release that wrote the checkpoint, or restart the optimizer "
+                "states (load the model weights only).")
 
 
 def kernel_views(fmt: Format, tensors: list[torch.Tensor], shape: tuple[int, ...]) -> Stored:
