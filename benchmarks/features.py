@@ -44,7 +44,7 @@ import fast
 
 WARMUP = 3  # untimed: the first step allocates and compiles, the others size the schedule
 WD = 0.01  # every row decays, so projected adaptivity's scaled decay is timed too
-MASK_TARGET, ORTHO_TARGET = 1.10, 1.35  # the targets (feature / same optimizer without it)
+MASK_TARGET, ORTHO_TARGET = 1.10, 1.35  # the targets (feature / same optimizer without it)
 PROFILE_STEPS = 3
 
 
@@ -310,7 +310,7 @@ def write_markdown(result: dict[str, Any], path: str) -> None:
         "- **x same optimizer without it (IQR)**: per round, the row's median step time over its baseline row's in "
         "the same round; median and interquartile range over the rounds. **x fused torch AdamW**: the same against "
         "fused fp32 torch AdamW. Absolute **ms** move with the machine's load; the ratios are the headline.",
-        f"- **target**: the issue's bound on the first ratio (Cautious, Grams, atan2 <= {MASK_TARGET:.2f}; OrthoGrad "
+        f"- **target**: the bound on the first ratio (Cautious, Grams, atan2 <= {MASK_TARGET:.2f}; OrthoGrad "
         f"<= {ORTHO_TARGET:.2f}); on adv_optm's rows, in parentheses, for comparison only.",
         f"- Gradients shared by the torch and fast rows unchanged (OrthoGrad must not write p.grad): "
         f"{'yes' if cfg['gradients_unchanged'] else 'NO'}. adv_optm rows step on their own copies; those that "
