@@ -165,6 +165,7 @@ TOLERANCE_CLASSES = (
     ("unclipped", "Adopt without its clip (clip_lambda=None)",
      lambda h, shapes: "clip_lambda" in h and h["clip_lambda"] is None),
     ("normed", "normed momentum", lambda h, shapes: bool(h.get("normed_momentum"))),
+    ("cautious_wd", "cautious weight decay", lambda h, shapes: bool(h.get("cautious_wd"))),
 )
 # The feature each class belongs to, and each feature's own tolerance ids (docs/generate.py's matrix).
 FEATURE_CLASSES = {"orthograd": ("orthograd",)}

@@ -2,10 +2,11 @@
 
 Per-step mode re-syncs fast to the reference after every comparison (both continue from
 identical values), so each check measures one step's error. Drift mode never re-syncs.
-Every random draw of fast (stochastic rounding of parameters and states, int8 state
-rounding) is recorded and injected into the reference, so rounded values are compared
-bit for bit. States are compared in their stored form: dense values, int8 codes and
-scales, factors, unpacked sign bits and freeze-on-flip bits, and Kourkoutas-beta's host
+Every random draw (stochastic rounding of parameters and states, the codes of 8-bit and
+4-bit states, the stochastic sign) comes from the counter-based generator, which fast computes
+in its kernels and the reference in NumPy, so rounded values are compared bit for bit.
+States are compared in their stored form: dense values, 8-bit and 4-bit codes (as signed level
+indices) and scales, factors, unpacked sign bits and freeze-on-flip bits, and Kourkoutas-beta's host
 scalars, each with its own tolerance id, chosen through the run's tolerance classes
 (conformance/features.py). ``build`` takes the registry's samples and inputs or any
 hyperparameters and parameter layout (the generated designs and random runs).
@@ -79,14 +80,6 @@ def build(entry: Entry, sample: str, dtype: str, *, compiled: bool = False, devi
         param_dtype=dtype, **hyper,
     )
     pair = Pair(entry, dtype, params, fast_opt, ref_opt, {}, slots, tolerance_classes(hyper, [s.shape for s in slots]))
-    original = fast_opt.draw
-
-    def recording(p: torch.Tensor, purpose: str) -> torch.Tensor:
-        bits = original(p, purpose)
-        pair.bits[(id(p), purpose)] = bits.clone()
-        return bits
-
-    fast_opt.draw = recording  # the seam every random draw of the optimizer goes through
     return pair
 
 
@@ -100,13 +93,8 @@ def step_both(pair: Pair, step: int, seed: int = 0) -> None:
         else:
             p.grad = torch.tensor(g, dtype=p.dtype, device=p.device)
             ref_grads.append(as_array(p.grad))
-    pair.bits.clear()
     pair.fast.step()
-    draws = [
-        {purpose: b.cpu().numpy() for (pid, purpose), b in pair.bits.items() if pid == id(p)}
-        for p in pair.fast_params
-    ]
-    pair.ref.step(ref_grads, draws=draws)
+    pair.ref.step(ref_grads)  # the same counter-based draws, computed by each side
 
 
 STORAGE_TOL_IDS = ("factor", "sign", "int8.code", "int8.one_code", "fp32.state")

@@ -9,8 +9,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+import fast.counter_rng
 import fast.rounding
 from reference.rounding import stochastic_round_bf16 as ref_round
+from spec import counter_rng as spec_rng
 
 ALL_R = torch.arange(2**16, dtype=torch.int32)
 
@@ -76,32 +78,26 @@ def check_matches_reference(round_fn=None, n: int = 20000, seed: int = 0) -> Non
     assert same.all(), f"{int((~same).sum())} of {bits.size} roundings differ from the reference"
 
 
-def check_generator_stream(optimizer_cls, seed: int = 7) -> None:
-    """The bits come from a generator seeded with ``seed``, drawn in parameter order (the
-    parameter's write, then each stochastically stored state), one int in [0, 2^16) per
-    element, fresh on every draw (never reused)."""
+def check_counter_stream(optimizer_cls, seed: int = 7) -> None:
+    """The kernels' draws are spec.counter_rng's: each parameter's key is its position, each
+    step's keys are stream_key(seed, key, step, purpose), and fast's element draws of every
+    purpose equal the spec's element by element (so bits are fresh across elements, steps,
+    parameters and purposes exactly as the spec's streams are)."""
     params = [torch.zeros(5, dtype=torch.bfloat16, requires_grad=True),
               torch.zeros(3, 4, dtype=torch.bfloat16, requires_grad=True)]
     opt = optimizer_cls(params, lr=1e-3, seed=seed, compiled_optimizer=False)
-    seen: list[torch.Tensor] = []
-    purposes: list[str] = []
-    original = opt.draw
-
-    def recording(p: torch.Tensor, purpose: str) -> torch.Tensor:
-        purposes.append(purpose)
-        seen.append(original(p, purpose))
-        return seen[-1]
-
-    opt.draw = recording
-    for _ in range(2):
+    for step in (1, 2):
         for p in params:
             p.grad = torch.ones_like(p)
         opt.step()
-    gen = torch.Generator().manual_seed(seed)
-    per_param = ("param", "exp_avg", "exp_avg_sq")  # bf16 params: 'auto' states are bf16 SR
-    assert purposes == list(per_param) * 2 * len(params), purposes
-    expected = [torch.randint(0, 2**16, (p.numel(),), generator=gen, dtype=torch.int32)
-                for _ in range(2) for p in params for _ in per_param]
-    assert len(seen) == len(expected), f"{len(seen)} draws, expected {len(expected)}"
-    for k, (a, b) in enumerate(zip(seen, expected)):
-        assert torch.equal(a.cpu(), b), f"draw {k} is not the next draw of the seeded generator"
+        for position, p in enumerate(params):
+            state = opt.state[p]
+            assert state["rng_key"] == position and state["step"] == step, (state["rng_key"], state["step"])
+            keys = opt.stream_keys(p, state)
+            index = fast.counter_rng.element_index(p.shape, p.device)
+            for purpose in range(keys.numel()):
+                key = spec_rng.stream_key(seed, position, step, purpose)
+                assert int(keys[purpose]) & spec_rng.MASK32 == key, f"param {position} step {step} purpose {purpose}"
+                got = fast.counter_rng.draws(index, keys[purpose]).reshape(-1).tolist()
+                want = [spec_rng.draw(key, i) for i in range(p.numel())]
+                assert got == want, f"param {position} step {step} purpose {purpose}: draws differ from the spec"

@@ -19,7 +19,7 @@ def _suite_checks(first: str = "AdamW", only: bool = False):
     if not only:
         yield rc.check_exhaustive
         yield rc.check_special_values
-        yield lambda: rc.check_generator_stream(fast.AdamW)
+        yield lambda: rc.check_counter_stream(fast.AdamW)
         yield sc.check_packing_against_numpy
         yield sc.check_factorization
         yield sc.check_codes
@@ -56,6 +56,8 @@ def test_at_least_the_required_mutants_exist():
                 "zero_sign_flipped", "refactor_from_old_state", "int8_scale_per_tensor",
                 # The 8-bit and 4-bit codes (spec/state_storage.md).
                 "code_with_zero_level", "code_subnormals_dropped", "nibbles_high_first", "fp16_unscaled",
+                # The counter-based random streams (spec/counter_rng.py).
+                "sr_stream_shared_by_parameters", "sr_bits_reused_across_elements", "state_sr_bits_shared",
                 # The direction features (spec/directions.md).
                 "cautious_not_renormalised", "orthograd_projects_on_gradient", "atan2_arguments_swapped",
                 "kourkoutas_spike_without_ema", "stochastic_sign_noise_in_zero_one", "grams_sign_of_momentum",

@@ -1,25 +1,24 @@
 """The shell every ``fast`` optimizer shares: validation from ``spec``, the optimizer's own
-random generators (saved in the state_dict), dtype-preserving load, and the step loop."""
+counter-based random streams (seed and parameter keys; fast.counter_rng), dtype-preserving load, and
+the step loop."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
 
 from fast import compile as kernels
-from fast import storage
+from fast import counter_rng, storage
 from fast.directions import make_orthograd_coef_kernel, make_orthograd_kernel
 from fast.kourkoutas import Kourkoutas
-from fast.rounding import draw_bits
 from fast.step import MathFactory, make_column_kernel, make_step_kernel
-from fast.write import WriteMode, compute_dtype, write_mode
+from fast.write import compute_dtype, write_mode
 from spec.hparams.core import Constraint, Hyperparameter, shared_message
 from spec.storage_layout import STATE_FORMAT_VERSION, Format, Slot, resolve
 
-RNG_KEY = "rng"
+LEGACY_RNG_KEY = "rng"
 # Changing any of these changes which tensors a state holds, so a state_dict saved under
 # one value cannot be loaded under another.
 STORAGE_KEYS = ("state_precision", "factored_2nd", "vector_reshape")
@@ -102,8 +101,8 @@ class FastOptimizer(torch.optim.Optimizer):
         for name in self.RUNTIME:
             setattr(self, name, self.RUNTIME[name].validate(values.pop(name)))
         defaults = {name: self.HYPERPARAMETERS[name].validate(v) for name, v in values.items()}
-        self._generators: dict[str, torch.Generator] = {}
         self._scalars: dict[tuple, torch.Tensor] = {}
+        self._positions: dict[int, int] | None = None  # id(param) -> position (param_key)
         self._kourkoutas: Kourkoutas | None = None
         super().__init__(params, defaults)
         if getattr(self, "layer_key_fn", None) is not None and not any(
@@ -131,28 +130,26 @@ class FastOptimizer(torch.optim.Optimizer):
             self.param_groups.pop()
             raise
         self._kourkoutas = None  # the buckets are rebuilt with the new group
+        self._positions = None
 
     # -- randomness -------------------------------------------------------------------------
-    def generator(self, device: torch.device) -> torch.Generator:
-        """The optimizer's generator for ``device``, seeded with ``seed`` on first use."""
-        key = str(device)
-        gen = self._generators.get(key)
-        if gen is None:
-            gen = torch.Generator(device=device)
-            gen.manual_seed(self.seed)
-            self._generators[key] = gen
-        return gen
+    def param_key(self, p: torch.Tensor) -> int:
+        """``p``'s position in the flattened parameter order: its random streams' key, fixed when
+        its state is created (add_param_group only appends, so keys never move)."""
+        if self._positions is None:
+            flat = (q for group in self.param_groups for q in group["params"])
+            self._positions = {id(q): k for k, q in enumerate(flat)}
+        return self._positions[id(p)]
 
-    def draw(self, p: torch.Tensor, purpose: str) -> torch.Tensor:
-        """Random 16-bit integers for ``p``, one per element: "param" for the stochastic write,
-        else the name of a stochastically stored state (a seam: tests record or inject here)."""
-        return draw_bits(p.numel(), self.generator(p.device), p.device)
+    def stream_keys(self, p: torch.Tensor, state: dict) -> torch.Tensor:
+        """This step's stream keys of ``p`` (every purpose), from the seed, its key and its step:
+        the kernels draw their random integers from them (fast.counter_rng)."""
+        return counter_rng.key_tensor(self.seed, state["rng_key"], state["step"], len(self.SLOTS), p.device)
 
     # -- checkpoints ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         sd = super().state_dict()
         sd[storage.FORMAT_KEY] = STATE_FORMAT_VERSION
-        sd[RNG_KEY] = {dev: gen.get_state() for dev, gen in self._generators.items()}
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -168,7 +165,7 @@ class FastOptimizer(torch.optim.Optimizer):
                         "stored states have a different layout. Construct the optimizer with the "
                         "saved value to resume."
                     )
-        rng = state_dict.pop(RNG_KEY, {})
+        state_dict.pop(LEGACY_RNG_KEY, None)  # older releases' generator states: draws are counter-based now
         state_dict["state"] = {
             k: {n: _Kept(x) if torch.is_tensor(x) else x for n, x in st.items()}
             for k, st in state_dict["state"].items()
@@ -178,12 +175,6 @@ class FastOptimizer(torch.optim.Optimizer):
             for name, x in st.items():
                 if isinstance(x, _Kept):
                     st[name] = x.tensor.to(device=p.device, copy=True)
-        self._generators = {}
-        for dev, gen_state in rng.items():
-            try:
-                self.generator(torch.device(dev)).set_state(gen_state)
-            except RuntimeError as err:  # e.g. a CUDA checkpoint resumed without CUDA
-                warnings.warn(f"generator state for {dev} not restored: {err}", stacklevel=2)
 
     # -- stepping ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -275,6 +266,7 @@ class FastOptimizer(torch.optim.Optimizer):
         formats = self.formats(p, group)
         if "step" not in state:
             state["step"] = 0
+            state["rng_key"] = self.param_key(p)
             for slot, fmt in zip(self.SLOTS, formats):
                 if fmt is not None:
                     state.update(zip(fmt.keys(slot.name), storage.allocate(fmt, p)))
@@ -287,10 +279,11 @@ class FastOptimizer(torch.optim.Optimizer):
         pre = (group.get("orthograd") if ortho and p.numel() > 1 else None, orthograd_rows(p))
         static = any(factored) or whole_tensor_reductions(group, p) or pre[0] is not None
         recompute = not matrix_features(group, p)
+        sign_noise = bool(group.get("stochastic_sign", False)) and p.dim() >= 2
         fn = kernels.kernel(
             make_step_kernel,
             (make_math, tuple(math_flags), formats, decay and group["weight_decay"] > 0, group["cautious_wd"], mode,
-             p.dtype, pre),
+             p.dtype, pre, sign_noise),
             self.compiled_optimizer,
             static_shape=shape if static else None,
             recompute=recompute,
@@ -299,12 +292,7 @@ class FastOptimizer(torch.optim.Optimizer):
             None if f is None else storage.kernel_views(f, [state[k] for k in f.keys(slot.name)], shape)
             for slot, f in zip(self.SLOTS, formats)
         )
-        param_bits = self.draw(p, "param") if mode is WriteMode.STOCHASTIC else None
-        noise = self.draw(p, "sign").view(shape) if group.get("stochastic_sign", False) and p.dim() >= 2 else None
-        bits = (param_bits, *(
-            self.draw(p, slot.name) if f is not None and storage.needs_bits(f) else None
-            for slot, f in zip(self.SLOTS, formats)
-        ), noise)
+        keys = self.stream_keys(p, state)
         flat = p.view(shape) if p.is_contiguous() else p.contiguous().view(shape)
         g = grad.reshape(shape)
         sums = (None,) * len(formats)
@@ -315,10 +303,11 @@ class FastOptimizer(torch.optim.Optimizer):
             coef = kernels.kernel(make_orthograd_coef_kernel, (), self.compiled_optimizer,
                                   static_shape=(p.numel(),))(flat.view(-1), g.view(-1))
         if any(factored):  # before the step kernel: it reads the old states and parameter
-            reduce = kernels.kernel(make_column_kernel, (make_math, tuple(math_flags), formats, p.dtype, pre),
+            reduce = kernels.kernel(make_column_kernel, (make_math, tuple(math_flags), formats, p.dtype, pre,
+                                                         sign_noise),
                                     self.compiled_optimizer, static_shape=shape, recompute=recompute)
-            sums = reduce(flat, g, stored, scalars, noise, coef)
-        fn(flat, g, stored, scalars, bits, coef)
+            sums = reduce(flat, g, stored, scalars, keys, coef)
+        fn(flat, g, stored, scalars, keys, coef)
         if flat.data_ptr() != p.data_ptr():
             p.copy_(flat.view_as(p))
         for f, t, total in zip(formats, stored, sums):

@@ -5,9 +5,10 @@ An optimizer supplies only its math, ``make_math(*flags)`` returning
 ``math(G, states, s, noise) -> (U, new_states, ell)`` on compute-dtype tensors in the working
 shape, where ``U`` already contains the learning rate, ``s`` are its scalars (the kernel's
 scalars after the first, which is lr * weight_decay), ``noise`` the stochastic sign's 16-bit
-draws (or None) and ``ell`` None or projected adaptivity's scale of the weight decay. OrthoGrad
-runs here, before the math, for every optimizer. Storage formats, stochastic rounding
-and the write compose with every optimizer without being written again.
+draws (or None; computed in the kernel by fast.counter_rng) and ``ell`` None or projected
+adaptivity's scale of the weight decay. OrthoGrad runs here, before the math, for every
+optimizer. Storage formats, stochastic rounding and the write compose with every optimizer
+without being written again.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import torch
 
-from fast import storage
+from fast import counter_rng, storage
 from fast.directions import orthograd
 from fast.write import WriteMode, new_param, store
 from spec.storage_layout import Format
@@ -34,36 +35,42 @@ def make_step_kernel(
     mode: WriteMode,
     dtype: torch.dtype,  # only a cache key: one compiled graph per parameter dtype
     ortho: tuple[str | None, int] = (None, 0),
+    sign_noise: bool = False,
 ):
-    """``kernel(p, g, stored, s, bits)`` for ``p`` and ``g`` in the working shape; ``s[0]`` =
+    """``kernel(p, g, stored, s, keys)`` for ``p`` and ``g`` in the working shape; ``s[0]`` =
     lr * wd.
 
-    ``stored[i]``/``bits[i + 1]`` belong to ``formats[i]`` (None for a state the optimizer
-    does not keep); ``bits[0]`` are the parameter's stochastic-rounding draws and ``bits[-1]`` the
-    stochastic sign's (or None); ``ortho`` is OrthoGrad's (mode, rows) and ``coef`` flattened
-    OrthoGrad's [proj, scale] (directions.flattened_coef). Factored states
-    get nothing here: their factors and signs come from ``make_column_kernel``, run before this
-    kernel on the same inputs, so that this kernel has no reduction.
+    ``stored[i]`` belongs to ``formats[i]`` (None for a state the optimizer does not keep);
+    ``keys`` are the parameter's stream keys for this step (fast.counter_rng.key_tensor): the
+    kernel draws the stochastic write's, each stochastic state's and (``sign_noise``) the
+    stochastic sign's 16-bit integers itself. ``ortho`` is OrthoGrad's (mode, rows) and ``coef``
+    flattened OrthoGrad's [proj, scale] (directions.flattened_coef). Factored states get nothing
+    here: their factors and signs come from ``make_column_kernel``, run before this kernel on the
+    same inputs, so that this kernel has no reduction.
     """
     math = make_math(*math_flags)
 
-    def step_kernel(p, g, stored, s, bits, coef=None):
+    def step_kernel(p, g, stored, s, keys, coef=None):
         # p, g and every full-size tensor share one working shape (storage.working_shape),
         # viewed outside the graph so that inductor emits one loop nest and no copies.
+        index = counter_rng.element_index(p.shape, p.device)
         P = p.to(s.dtype)
         G = orthograd(P, g.to(s.dtype), *ortho, coef)
-        U, new_states, ell = math(G, _decoded(formats, stored, p, s.dtype), s[1:], bits[-1])
-        for f, t, x, b in zip(formats, stored, new_states, bits[1:]):
+        noise = counter_rng.draws(index, keys[counter_rng.SIGN_KEY]) if sign_noise else None
+        U, new_states, ell = math(G, _decoded(formats, stored, p, s.dtype), s[1:], noise)
+        for j, (f, t, x) in enumerate(zip(formats, stored, new_states)):
             if f is not None:
-                storage.encode(f, x, t, b)
+                bits = counter_rng.draws(index, keys[counter_rng.slot_key(j)]) if storage.needs_bits(f) else None
+                storage.encode(f, x, t, bits)
         P = new_param(P, U, s[0], decay=decay, cautious=cautious_wd, scale=ell)
-        p.copy_(store(P, p.dtype, mode, None if bits[0] is None else bits[0].view(p.shape)))
+        bits = counter_rng.draws(index, keys[counter_rng.PARAM_KEY]) if mode is WriteMode.STOCHASTIC else None
+        p.copy_(store(P, p.dtype, mode, bits))
 
     return step_kernel
 
 
 def make_column_kernel(make_math: MathFactory, math_flags: tuple, formats: tuple[Format | None, ...],
-                       dtype: torch.dtype, ortho: tuple[str | None, int] = (None, 0)):
+                       dtype: torch.dtype, ortho: tuple[str | None, int] = (None, 0), sign_noise: bool = False):
     """``kernel(p, g, stored, s) -> sums``: for each factored state, ``storage.factor_sums`` of
     its new value (None for other states).
 
@@ -74,8 +81,10 @@ def make_column_kernel(make_math: MathFactory, math_flags: tuple, formats: tuple
     """
     math = make_math(*math_flags)
 
-    def column_kernel(p, g, stored, s, noise, coef=None):
+    def column_kernel(p, g, stored, s, keys, coef=None):
         G = orthograd(p.to(s.dtype), g.to(s.dtype), *ortho, coef)
+        index = counter_rng.element_index(p.shape, p.device)
+        noise = counter_rng.draws(index, keys[counter_rng.SIGN_KEY]) if sign_noise else None
         _, new_states, _ = math(G, _decoded(formats, stored, p, s.dtype), s[1:], noise)
         return tuple(
             storage.factor_sums(x, f.signed) if f is not None and f.kind == "factored" else None

@@ -17,11 +17,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from reference import counter_rng
 from reference.directions import kourkoutas_beta2_from_r, kourkoutas_r
 from reference.rounding import PARAM_DTYPES, write
 from reference.storage import StateStore
+from spec.counter_rng import PARAM_PURPOSE, SIGN_PURPOSE, state_purpose
 from spec.hparams.core import Constraint, Hyperparameter, shared_message
-from spec.storage_layout import SR_BITS, Format, Slot, resolve
+from spec.storage_layout import Format, Slot, resolve
 
 
 class ReferenceOptimizer:
@@ -62,7 +64,7 @@ class ReferenceOptimizer:
             raise ValueError(f"Invalid param_dtype={param_dtype!r}: one of {PARAM_DTYPES} per param")
         self.param_dtypes = list(dtypes)
         self.state: list[dict[str, Any]] = [{} for _ in self.params]
-        self._rng = np.random.default_rng(self.defaults.get("seed", 0))
+        self.seed = int(self.defaults.get("seed", 0))
         self.buckets = self._kourkoutas_buckets(self.defaults.get("layer_key_fn"))
 
     def _kourkoutas_buckets(self, key_fn: Callable[[np.ndarray], Hashable] | None) -> dict[Hashable, list[int]]:
@@ -122,8 +124,9 @@ class ReferenceOptimizer:
 
         ``draws[i]`` maps a purpose ("param" for the stochastic write of a bfloat16 parameter,
         "sign" for the stochastic sign, else the name of a stochastically stored state) to its
-        random integers in [0, 2^16), one per element; missing ones are drawn from the seeded
-        generator.
+        random integers in [0, 2^16), one per element; missing ones are computed by the
+        counter-based generator (reference.counter_rng) from the seed, the parameter's key
+        ``rng_key``, its step and the purpose, exactly as ``fast`` computes them in its kernels.
         """
         if len(grads) != len(self.params):
             raise ValueError(f"got {len(grads)} gradients for {len(self.params)} parameters")
@@ -134,15 +137,17 @@ class ReferenceOptimizer:
                     continue
                 given = {} if draws is None or draws[i] is None else draws[i]
 
-                def draw(purpose: str, n: int, given: Mapping[str, np.ndarray] = given) -> np.ndarray:
+                def draw(purpose: str, n: int, given: Mapping[str, np.ndarray] = given, i: int = i) -> np.ndarray:
                     if purpose in given:
                         return np.asarray(given[purpose]).reshape(-1)
-                    return self._rng.integers(0, 2**SR_BITS, size=n)
+                    state = self.state[i]  # (by now the update has advanced its step)
+                    return counter_rng.draws(self.seed, state["rng_key"], state["step"], self.purpose(purpose), n)
 
                 g = np.asarray(grads[i], dtype=np.float64).reshape(self.params[i].shape)
                 store = StateStore(self.state[i], self.formats(i, group), self.params[i].shape, draw)
                 if "step" not in store.state:  # (Kourkoutas-beta may have written its keys first)
                     store.state["step"] = 0
+                    store.state["rng_key"] = i  # the parameter's position: its random streams' key
                     store.init()
                 hyper = {**group, **kourkoutas[i]} if i in kourkoutas else group
                 P = self.update(self.params[i], g, store, hyper)
@@ -151,6 +156,14 @@ class ReferenceOptimizer:
                 bits = draw("param", P.size) if stochastic else None
                 self.params[i] = np.asarray(write(np.asarray(P), dtype, stochastic=stochastic, bits=bits))
         self.end_step()
+
+    def purpose(self, name: str) -> int:
+        """The counter-based generator's purpose of a draw named ``name`` (spec.counter_rng)."""
+        if name == "param":
+            return PARAM_PURPOSE
+        if name == "sign":
+            return SIGN_PURPOSE
+        return state_purpose([slot.name for slot in self.SLOTS].index(name))
 
     def end_step(self) -> None:
         """Called once after every parameter of a step (Prodigy updates its d here)."""
