@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.advopt-installed
 
-.PHONY: venv test demo bench bench-family bench-features docs lint conformance clean
+.PHONY: venv bench-deps test demo bench bench-family bench-features bench-quality bench-codes docs lint conformance clean
 
 venv: $(STAMP)
 
@@ -15,6 +15,15 @@ $(STAMP): pyproject.toml
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
+
+# The benchmarks compare with adv_optm 2.5.16; --no-deps: its only dependency, torch, is already
+# installed, and resolving it again could pull a CUDA wheel.
+BENCH_STAMP := $(VENV)/.advopt-bench-installed
+bench-deps: $(BENCH_STAMP)
+
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install -q --no-deps adv-optm==2.5.16
+	touch $(BENCH_STAMP)
 
 lint: venv
 	$(PY) -m ruff check .
@@ -34,15 +43,23 @@ docs: venv
 demo: venv
 	$(PY) benchmarks/demo.py
 
-bench: venv
+bench: bench-deps
 	$(PY) benchmarks/step_time.py
 
-bench-family: venv
+bench-family: bench-deps
 	$(PY) benchmarks/family.py
 
 # BENCH_ARGS: e.g. BENCH_ARGS="--size 1024" (a quicker CPU run) or BENCH_ARGS="--device cuda".
-bench-features: venv
+bench-features: bench-deps
 	$(PY) benchmarks/features.py $(BENCH_ARGS)
+
+# Held-out loss of every state format on two small CPU tasks; BENCH_ARGS="--quick" is a ~1 minute smoke test.
+bench-quality: bench-deps
+	$(PY) benchmarks/quality.py $(BENCH_ARGS)
+
+# Held-out loss of alternative 8-bit / 4-bit codes (how the codes in spec/storage_layout.py were chosen).
+bench-codes: bench-deps
+	$(PY) benchmarks/code_choice.py $(BENCH_ARGS)
 
 clean:
 	rm -rf site docs/generated results

@@ -36,16 +36,14 @@ from benchutil import (
     text_table,
     write_report,
 )
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
+from tasks import Data, batch_indices, digits_data, digits_mlp
 from tqdm import tqdm
 
 import fast
-from spec.storage_layout import BLOCK, INT8_MAX
+from spec.storage_layout import CODES
 
 matplotlib.use("Agg")  # files only: the demo must run headless (CI, ssh); no figure exists yet
 
-Data = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 LION_LR_DIVISOR = 3.0  # Lion's sign step moves every weight by lr: its authors use a 3-10x smaller lr than AdamW
 
 
@@ -74,7 +72,7 @@ class Run:
     cos: list[float] = field(default_factory=list)  # per step: cosine(update, dense Adam's update)
     norm_ratio: list[float] = field(default_factory=list)  # per step: |update| / |dense Adam's update|
     max_update_lr: float = 0.0  # largest |update| of one element in one step, in units of lr
-    zero_v_codes: list[float] = field(default_factory=list)  # per step: share of int8 v codes = 0
+    zero_v_codes: list[float] = field(default_factory=list)  # per step: share of int8 v codes = 0 (the smallest level)
 
     @property
     def states(self) -> str:
@@ -103,37 +101,6 @@ class DenseAdam:
         return torch.cat(out)
 
 
-def load_data(seed: int) -> Data:
-    X, y = load_digits(return_X_y=True)
-    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=seed, stratify=y)
-    # Standardise with training statistics only; constant (always-zero) pixels get sd 1.
-    mu, sd = Xtr.mean(0), Xtr.std(0)
-    sd[sd == 0] = 1.0
-    f = torch.float32
-    return (torch.tensor((Xtr - mu) / sd, dtype=f), torch.tensor(ytr),
-            torch.tensor((Xte - mu) / sd, dtype=f), torch.tensor(yte))
-
-
-def make_model(hidden: int, seed: int, dtype: torch.dtype) -> torch.nn.Module:
-    torch.manual_seed(seed)  # identical fp32 init for every run; bf16 runs round that init
-    model = torch.nn.Sequential(
-        torch.nn.Linear(64, hidden), torch.nn.ReLU(),
-        torch.nn.Linear(hidden, hidden), torch.nn.ReLU(),
-        torch.nn.Linear(hidden, 10),
-    )
-    return model.to(dtype)
-
-
-def batch_indices(n: int, batch: int, steps: int, seed: int) -> list[torch.Tensor]:
-    """Shuffled epochs, drawn once so every run sees the same minibatches in the same order."""
-    gen = torch.Generator().manual_seed(seed)
-    out: list[torch.Tensor] = []
-    while len(out) < steps:
-        perm = torch.randperm(n, generator=gen)
-        out += [perm[i:i + batch] for i in range(0, n - batch + 1, batch)]
-    return out[:steps]
-
-
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, data: Data, dtype: torch.dtype) -> tuple[float, float]:
     Xtr, ytr, Xte, yte = data
@@ -160,7 +127,7 @@ def zero_v_share(opt: torch.optim.Optimizer) -> float | None:
 
 
 def train(run: Run, data: Data, batches: list[torch.Tensor], args: argparse.Namespace) -> None:
-    model = make_model(args.hidden, args.seed, run.dtype)
+    model = digits_mlp(args.hidden, args.seed, run.dtype)
     params = list(model.parameters())
     opt = make_optimizer(run, params, args)
     group = opt.param_groups[0]
@@ -286,7 +253,7 @@ def table(runs: list[Run]) -> tuple[list[str], list[list[object]]]:
 
 def diagnostics_table(runs: list[Run]) -> tuple[list[str], list[list[object]]]:
     headers = ["optimizer", "states", "cos(U, dense Adam U): median (IQR)", "|U| / |dense Adam U|: median (IQR)",
-               "max |U| / lr", "int8 v codes = 0: after step 1, median", "steps"]
+               "max |U| / lr", "int8 v at code 0 (smallest level): after step 1, median", "steps"]
     rows: list[list[object]] = []
     for r in runs:
         if not r.diagnose:
@@ -306,17 +273,16 @@ def findings(runs: list[Run]) -> list[str]:
     int8 = by.get("int8_sr")
     if int8 is not None and int8.max_update_lr > 10 and int8.zero_v_codes:
         z0, z = int8.zero_v_codes[0], quartiles(int8.zero_v_codes)[1]
+        v = CODES[("int8", False)]
         outcome = (f"diverges (NaN at step {int8.diverged_at})" if int8.diverged_at is not None
                    else f"ends at {100 * rel_loss(int8, dense):+.1f} % from dense fast.AdamW's loss")
         out.append(
-            f"- **int8_sr** {outcome}. Its second moment is stored as linear 8-bit codes per block of {BLOCK} "
-            f"with scale s = max(v)/{INT8_MAX[False]}, so every entry below s is stored, stochastically, as 0 "
-            f"or s. v is a squared gradient with a wide range: after the first step {100 * z0:.0f} % of all v "
-            f"codes were 0 (a median of {100 * z:.0f} % over the steps run). Rounding is unbiased in v, but "
-            "the update divides by sqrt(v): an element whose stored v is 0 gets a denominator of only "
-            "sqrt((1-beta2) g_t^2 / bias correction) + eps from the current gradient, while its first "
-            f"moment still carries earlier, larger gradients. The largest single update was "
-            f"{int8.max_update_lr:.3g} lr (the dense run's largest: {dense.max_update_lr:.3g} lr)."
+            f"- **int8_sr** {outcome}. Its second moment is stored as zero-free {v.exp_bits}-bit-exponent, "
+            f"{v.man_bits}-bit-mantissa codes with one fp32 scale per block of {v.block}, the block's largest v "
+            f"at the top level; values below the lowest binade store its smallest level. After the first step "
+            f"{100 * z0:.0f} % of all v codes were that smallest level (a median of {100 * z:.0f} % over the steps "
+            f"run). The largest single update was {int8.max_update_lr:.3g} lr (the dense run's largest: "
+            f"{dense.max_update_lr:.3g} lr)."
             + (" Such updates compound until the loss overflows." if int8.diverged_at is not None else "")
         )
     fac, f2 = by.get("factored"), by.get("factored_2nd")
@@ -338,7 +304,7 @@ def findings(runs: list[Run]) -> list[str]:
 def write_markdown(runs: list[Run], args: argparse.Namespace, info: dict[str, Any], path: str) -> None:
     by = {r.key: r for r in runs}
     fp32, sr, rne = by["fast"], by["bf16_sr_params"], by["bf16_rne_params"]
-    init = torch.cat([p.detach().flatten() for p in make_model(args.hidden, args.seed, torch.float32).parameters()])
+    init = torch.cat([p.detach().flatten() for p in digits_mlp(args.hidden, args.seed, torch.float32).parameters()])
     n_params = init.numel()
     # An update u is lost to round-to-nearest once u < half the bf16 spacing 2^(e-7) of |w| in [2^e, 2^(e+1)).
     frozen_from = 2.0 ** math.ceil(math.log2(args.lr) + 8)
@@ -406,7 +372,7 @@ def main() -> None:
     args = parser.parse_args()
 
     t0, load_start = time.perf_counter(), load_average()
-    data = load_data(args.seed)
+    data = digits_data(args.seed)
     batches = batch_indices(len(data[0]), args.batch, args.steps, args.seed)
     f32, bf16 = torch.float32, torch.bfloat16
     runs = [

@@ -94,8 +94,8 @@ def check_counter_stream(optimizer_cls, seed: int = 7) -> None:
             state = opt.state[p]
             assert state["rng_key"] == position and state["step"] == step, (state["rng_key"], state["step"])
             keys = opt.stream_keys(p, state)
-            index = fast.counter_rng.element_index(p.shape, p.device)
-            for purpose in range(keys.numel()):
+            index = fast.counter_rng.element_index(p.shape, keys)
+            for purpose in range(keys.numel() - 1):  # (the last entry is the index multiplier)
                 key = spec_rng.stream_key(seed, position, step, purpose)
                 assert int(keys[purpose]) & spec_rng.MASK32 == key, f"param {position} step {step} purpose {purpose}"
                 got = fast.counter_rng.draws(index, keys[purpose]).reshape(-1).tolist()

@@ -135,7 +135,7 @@ def test_signsgd_without_momentum_is_the_sign_of_the_gradient(normed_momentum, c
                 decay = lr * wd * p[i]
                 p[i] = p[i] - (np.where(U * p[i] >= 0, decay, 0.0) if cautious_wd else decay) - U
             np.testing.assert_array_equal(opt.params[i], p[i], err_msg=f"param {i}")
-    assert all(set(st) <= {"step"} for st in opt.state)  # momentum 0 keeps no state
+    assert all(set(st) <= {"step", "rng_key"} for st in opt.state)  # momentum 0 keeps no state
 
 
 @pytest.mark.parametrize("state_precision", ["auto", "factored", "int8_sr"])
@@ -221,6 +221,6 @@ def test_every_state_precision_runs_and_keeps_only_active_states(cls, hyper, sto
         if not st:
             continue
         formats = opt.formats(i, opt.param_groups[0])
-        expected = {"step"} | {k for name, fmt in formats.items() for k in fmt.keys(name)}
+        expected = {"step", "rng_key"} | {k for name, fmt in formats.items() for k in fmt.keys(name)}
         expected |= {"num_sum", "den_sum"} if cls is SimplifiedAdEMAMix else set()
         assert set(st) == expected, (i, sorted(st))

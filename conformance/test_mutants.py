@@ -51,13 +51,14 @@ def test_mutant_is_caught(mutant):
 
 def test_at_least_the_required_mutants_exist():
     required = {"sign_flip", "swapped_betas", "bias_correction_off_by_one", "eps_inside_sqrt",
-                "weight_decay_not_decoupled", "sr_wrong_mask", "sr_bits_reused",
+                "weight_decay_not_decoupled", "sr_wrong_mask",
                 "nesterov_coef_ignored", "sign_bit_order_reversed", "factored_wrong_side_normalised",
                 "zero_sign_flipped", "refactor_from_old_state", "int8_scale_per_tensor",
                 # The 8-bit and 4-bit codes (spec/state_storage.md).
                 "code_with_zero_level", "code_subnormals_dropped", "nibbles_high_first", "fp16_unscaled",
                 # The counter-based random streams (spec/counter_rng.py).
-                "sr_stream_shared_by_parameters", "sr_bits_reused_across_elements", "state_sr_bits_shared",
+                "sr_step_ignored", "sr_stream_shared_by_parameters", "sr_bits_reused_across_elements",
+                "sr_purpose_ignored", "state_sr_bits_shared",
                 # The direction features (spec/directions.md).
                 "cautious_not_renormalised", "orthograd_projects_on_gradient", "atan2_arguments_swapped",
                 "kourkoutas_spike_without_ema", "stochastic_sign_noise_in_zero_one", "grams_sign_of_momentum",

@@ -171,6 +171,14 @@ TOLERANCES: dict[str, Tolerance] = {
         "a prime-numel vector factored as (n, 1): r_i = |m_i| and c = [S/S] = [1] exactly, the sign "
         "bits restore the sign, so factored and dense runs must be bit-identical.",
     ),
+    "rng.z": Tolerance(
+        0.0, 5.0,
+        "z-score bound of the counter-based draws' statistics (chi-square of 2^16, 256 and 256 "
+        "bins, Pearson correlations over 2^18 pairs): each is standard normal for independent "
+        "uniform draws, so |z| >= 5 has probability 6e-7 per statistic; the inputs are fixed, so "
+        "the test is deterministic. Bits reused across elements, steps, parameters or purposes "
+        "give z ~ 512 (correlation 1) or a chi-square far outside.",
+    ),
     "adamw.code.mean": Tolerance(
         0.0, 2.0**-16,
         "mean over all 2^16 draws of a decoded 8-bit or 4-bit code, in units of its level step: "

@@ -1,4 +1,4 @@
-"""Result pages: measured output of ``make bench`` / ``make demo``, included when present.
+"""Result pages: measured output of ``make bench*`` / ``make demo``, included when present.
 
 The results are produced by other scripts into benchmarks/results/ and may not exist (a
 fresh checkout, or CI without a benchmark run), so every page has a placeholder form and
@@ -31,6 +31,11 @@ PAGES: list[ResultPage] = [
                    'bench-features BENCH_ARGS="--device cuda"', "measured"),
         ResultPage("features", "Direction features: step-time cost (CPU)", "features.md", "bench-features",
                    "measured"),
+        ResultPage("quality", "Training quality of the state formats", "quality.md", "bench-quality", "measured",
+                   "quality.png"),
+        ResultPage("quality_long", "Stability of the compressed states over a long run", "quality_long.md",
+                   'bench-quality BENCH_ARGS="--long"', "measured", "quality_long.png"),
+        ResultPage("code_choice", "Choice of the 8-bit and 4-bit codes", "code_choice.md", "bench-codes", "measured"),
     )),
     ResultPage("demo", "Demo", "demo.md", "demo", "run", "demo_loss.png"),
 ]

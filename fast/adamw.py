@@ -72,7 +72,7 @@ class AdamW(FastOptimizer):
         t_beta3: move the slow EMA's half-life from :math:`\beta_1`'s to :math:`\beta_3`'s
             over this many steps, or None. Default None.
         stochastic_rounding: write bf16 parameters with stochastic rounding. Default True.
-        seed: seed of this optimizer's generators (saved in ``state_dict()``). Default 0.
+        seed: seed of the counter-based random draws (with each parameter's key and step). Default 0.
         orthograd: OrthoGrad on the gradient before anything reads it: 'flattened' (remove the
             component along the whole weight tensor, keep the norm), 'iterative' (rows and columns,
             3 rounds; vectors use 'flattened') or None. ``p.grad`` is never modified. Default None.
@@ -98,11 +98,12 @@ class AdamW(FastOptimizer):
         layer_key_fn: ``f(p) -> key``; tensors with equal keys share one Kourkoutas bucket
             (one gradient norm, one EMA). None: one bucket per tensor. Needs kourkoutas_beta.
 
-    State per parameter: ``step`` (int), ``exp_avg`` (absent if ``betas[0] = 0``),
-    ``exp_avg_sq``, in the format ``state_precision`` selects: dense under their own names,
-    int8 codes plus ``<name>_scale``, or factored ``<name>_row``/``<name>_col`` (fp32) and
-    ``exp_avg_sign`` (uint8, packed like ``numpy.packbits(bitorder="little")``). All math is
-    fp32 (fp64 for fp64 parameters); see the state storage spec page.
+    State per parameter: ``step`` and ``rng_key`` (ints: its step count and random streams'
+    key), ``exp_avg`` (absent if ``betas[0] = 0``), ``exp_avg_sq``, in the format
+    ``state_precision`` selects: dense under their own names, int8 codes plus ``<name>_scale``,
+    or factored ``<name>_row``/``<name>_col`` (fp32) and ``exp_avg_sign`` (uint8, packed like
+    ``numpy.packbits(bitorder="little")``). All math is fp32 (fp64 for fp64 parameters); see the
+    state storage spec page.
 
     Examples:
         >>> import torch, fast
@@ -117,7 +118,7 @@ class AdamW(FastOptimizer):
         ...                    compiled_optimizer=False)
         >>> small.step()
         >>> sorted(small.state[model.weight])
-        ['exp_avg_col', 'exp_avg_row', 'exp_avg_sign', 'exp_avg_sq_col', 'exp_avg_sq_row', 'step']
+        ['exp_avg_col', 'exp_avg_row', 'exp_avg_sign', 'exp_avg_sq_col', 'exp_avg_sq_row', 'rng_key', 'step']
 
     References:
         Kingma & Ba, Adam (arXiv 1412.6980); Pagliardini et al., AdEMAMix (arXiv 2409.03137);
@@ -127,8 +128,8 @@ class AdamW(FastOptimizer):
 
     Deviations:
         From adv_optm 2.5.16: ``p.grad`` is never modified (adv writes the normalised gradient
-        into it with ``normed_momentum``); the stochastic-rounding generator belongs to the
-        optimizer, is seeded by ``seed`` and saved in the state_dict (adv uses a global
+        into it with ``normed_momentum``); the stochastic-rounding draws are counter-based, a
+        function of ``seed``, the parameter's key and its step (adv uses a global
         generator reset to 42 by every constructor); ``nesterov_coef`` without ``nesterov``,
         and ``nesterov`` with ``betas[0] = 0``, raise instead of being ignored; every
         stochastic state draws its own random bits (adv reuses the parameter's); int8 states

@@ -121,13 +121,13 @@ class Adopt(FastOptimizer):
         factored_2nd: factor only ``exp_avg_sq``. Default False.
         vector_reshape: factor 0-d and 1-D tensors too. Default False.
         stochastic_rounding: write bf16 parameters with stochastic rounding. Default True.
-        seed: seed of this optimizer's generators (saved in ``state_dict()``). Default 0.
+        seed: seed of the counter-based random draws (with each parameter's key and step). Default 0.
         compiled_optimizer: run the step as a ``torch.compile``'d fused kernel. Default True.
         layer_key_fn: ``f(p) -> key``; tensors with equal keys share one Kourkoutas bucket
             (one gradient norm, one EMA). None: one bucket per tensor. Needs kourkoutas_beta.
 
-    State per parameter: ``step``, ``exp_avg`` (if betas[0] > 0), ``exp_avg_sq``,
-    ``exp_avg_slow`` (AdEMAMix).
+    State per parameter: ``step``, ``rng_key`` (its random streams' key), ``exp_avg`` (if
+    betas[0] > 0), ``exp_avg_sq``, ``exp_avg_slow`` (AdEMAMix).
 
     Examples:
         >>> import torch, fast
@@ -147,7 +147,7 @@ class Adopt(FastOptimizer):
         The normalisation uses :math:`\max(\sqrt{v}, \epsilon)` as the paper (adv_optm uses
         :math:`\sqrt{v}+\epsilon`); Nesterov mixes the normalised gradient (adv mixes the raw
         one); ``clip_lambda`` is an exponent, not a callable, so that it can be validated and
-        saved in a state_dict; the stochastic-rounding generator is the optimizer's own.
+        saved in a state_dict; stochastic-rounding draws depend on ``seed``, not on any global generator.
         Direction features (spec/directions.md): OrthoGrad takes its mode as a string or None
         (adv's boolean crashes) and never writes ``p.grad``; Kourkoutas-beta uses the current step's
         gradient norms and one bucket per tensor by default (adv lags one step and buckets

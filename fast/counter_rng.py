@@ -41,12 +41,19 @@ def mix(h: torch.Tensor) -> torch.Tensor:
     return h ^ _shr(h, MIX_SHIFTS[2])
 
 
-def element_index(shape: tuple[int, ...] | torch.Size, device: torch.device) -> torch.Tensor:
-    """The flat row-major index of every element of ``shape``, premultiplied by C (int32)."""
+def element_index(shape: tuple[int, ...] | torch.Size, keys: torch.Tensor) -> torch.Tensor:
+    """The flat row-major index of every element of ``shape``, premultiplied by C (int32).
+
+    C is read from ``keys`` (its last entry, see ``key_tensor``) rather than written as a
+    constant: inductor folds ``arange(n) * constant`` into ``Vectorized<int32_t>::arange(base,
+    C)``, whose lanes are ``base + k * C`` in C++ ``int``, a signed overflow (undefined) that
+    GCC compiled to wrong draws in some lanes of short rows. A loaded multiplier keeps the
+    product a vector multiply, which wraps.
+    """
     n = 1
     for d in shape:
         n *= d
-    return (torch.arange(n, dtype=torch.int32, device=device) * _C).view(shape)
+    return (torch.arange(n, dtype=torch.int32, device=keys.device) * keys[-1]).view(shape)
 
 
 def draws(scaled_index: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
@@ -65,6 +72,7 @@ def slot_key(j: int) -> int:
 
 def key_tensor(seed: int, param_key: int, step: int, n_slots: int, device: torch.device) -> torch.Tensor:
     """The stream keys of every purpose of one parameter at one step, as an int32 tensor whose
-    position is the purpose (unused purposes cost a few host integer operations)."""
+    position is the purpose (unused purposes cost a few host integer operations), then the
+    index multiplier C that ``element_index`` reads."""
     keys = [as_int32(stream_key(seed, param_key, step, purpose)) for purpose in range(FIRST_STATE_PURPOSE + n_slots)]
-    return torch.tensor(keys, dtype=torch.int32, device=device)
+    return torch.tensor([*keys, _C], dtype=torch.int32, device=device)

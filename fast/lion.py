@@ -97,7 +97,7 @@ class Lion(FastOptimizer):
         cautious: keep only the direction coordinates whose sign agrees with the gradient,
             rescaled by 1/max(mean kept, 1e-3). Default False.
         stochastic_sign: matrices take sign(x + xi) of x scaled to max |x| = 1 per row, then
-            per column, xi uniform in (-1, 1) from the optimizer's generator (E = x); vectors keep
+            per column, xi uniform in (-1, 1) from the optimizer's random draws (E = x); vectors keep
             the sign. Default False.
         freeze_on_flip: zero the update where the direction's sign flipped since the previous
             step (state ``prev_sign``, 1 bit per element). Default False.
@@ -108,10 +108,11 @@ class Lion(FastOptimizer):
         factored_2nd: not available (Lion has no second moment): True raises. Default False.
         vector_reshape: factor 0-d and 1-D tensors too; needs 'factored'. Default False.
         stochastic_rounding: write bf16 parameters with stochastic rounding. Default True.
-        seed: seed of this optimizer's generators (saved in ``state_dict()``). Default 0.
+        seed: seed of the counter-based random draws (with each parameter's key and step). Default 0.
         compiled_optimizer: run the step as a ``torch.compile``'d fused kernel. Default True.
 
-    State per parameter: ``step`` and ``exp_avg`` (in its ``state_precision`` format).
+    State per parameter: ``step``, ``rng_key`` (its random streams' key) and ``exp_avg`` (in its
+    ``state_precision`` format).
 
     Examples:
         >>> import torch, fast
@@ -120,7 +121,7 @@ class Lion(FastOptimizer):
         >>> model(torch.randn(8, 4)).square().mean().backward()
         >>> opt.step()
         >>> sorted(opt.state[model.weight])
-        ['exp_avg', 'step']
+        ['exp_avg', 'rng_key', 'step']
 
     References:
         Chen et al., Symbolic Discovery of Optimization Algorithms (arXiv 2302.06675);
@@ -129,11 +130,11 @@ class Lion(FastOptimizer):
 
     Deviations:
         From adv_optm 2.5.16: ``compiled_optimizer`` is honoured (adv's Lion ignores it); the
-        stochastic-rounding generator is the optimizer's own, seeded and checkpointed; every
+        stochastic-rounding draws are a function of ``seed``, the parameter's key and its step; every
         state_precision is available (adv's Lion only has its factored mode); ``auto_kappa_p``
         is not provided. From lion-pytorch: none for ``kappa_p = 1`` (checked in float64).
-        Direction features (spec/directions.md): stochastic-sign noise comes from the optimizer's
-        generator and is checkpointed; freeze-on-flip and projected adaptivity follow the
+        Direction features (spec/directions.md): stochastic-sign noise is a counter-based stream
+        (seed, key, step), so a resume reproduces it; freeze-on-flip and projected adaptivity follow the
         OneTrainer PR 1344 description (no adv_optm release has them); projected adaptivity's
         matrix scale is the rank-1 estimate row mean x column mean / mean of |x|.
     """

@@ -87,14 +87,15 @@ class Prodigy(DAdaptation):
         factored_2nd: factor only ``exp_avg_sq``. Default False.
         vector_reshape: factor 0-d and 1-D tensors too. Default False.
         stochastic_rounding: write bf16 parameters with stochastic rounding. Default True.
-        seed: seed of this optimizer's generators (saved in ``state_dict()``). Default 0.
+        seed: seed of the counter-based random draws (with each parameter's key and step). Default 0.
         compiled_optimizer: run the step as a ``torch.compile``'d fused kernel. Default True.
         layer_key_fn: ``f(p) -> key``; tensors with equal keys share one Kourkoutas bucket
             (one gradient norm, one EMA). None: one bucket per tensor. Needs kourkoutas_beta.
 
-    State per parameter: ``step``, ``exp_avg`` (if betas[0] > 0), ``exp_avg_sq``,
-    ``exp_avg_slow`` (AdEMAMix), ``s`` (fp32) and ``p0`` (parameter dtype) on the slice, freed
-    when d freezes. Every param group holds ``d``, ``d_max``, ``d_numerator`` and ``k``.
+    State per parameter: ``step``, ``rng_key`` (its random streams' key), ``exp_avg`` (if
+    betas[0] > 0), ``exp_avg_sq``, ``exp_avg_slow`` (AdEMAMix), ``s`` (fp32) and ``p0``
+    (parameter dtype) on the slice, freed when d freezes. Every param group holds ``d``,
+    ``d_max``, ``d_numerator`` and ``k``.
 
     ``step()`` updates d after the last parameter; when stepping parameters one by one with
     ``step_parameter`` (backward hooks), call ``end_step()`` once per step after the last one.
@@ -118,7 +119,7 @@ class Prodigy(DAdaptation):
         are float64 on the slice and ``s`` is fp32 whatever the parameter dtype (adv: fp32
         products and s in the parameter dtype); each group's lr enters its own d*lr
         (prodigyopt: the largest lr); parameters are updated even when the denominator is 0
-        (prodigyopt skips the step); the stochastic-rounding generator is the optimizer's own.
+        (prodigyopt skips the step); stochastic-rounding draws depend on ``seed``, not on any global generator.
         Factored second moments hold d^2-scaled values: while d is tiny (d0 = 1e-6) their sum can
         fall below the factorization's 1e-12 floor and be under-stored (as in adv_optm); start
         factored Prodigy with a larger d0.

@@ -52,7 +52,7 @@ class ProdigyLion(DAdaptation):
         cautious: keep only the direction coordinates whose sign agrees with the gradient,
             rescaled by 1/max(mean kept, 1e-3). Default False.
         stochastic_sign: matrices take sign(x + xi) of x scaled to max |x| = 1 per row, then
-            per column, xi uniform in (-1, 1) from the optimizer's generator (E = x); vectors keep
+            per column, xi uniform in (-1, 1) from the optimizer's random draws (E = x); vectors keep
             the sign. Default False.
         freeze_on_flip: zero the update where the direction's sign flipped since the previous
             step (state ``prev_sign``, 1 bit per element). Default False.
@@ -62,12 +62,12 @@ class ProdigyLion(DAdaptation):
         factored_2nd: not available (no second moment): True raises. Default False.
         vector_reshape: factor 0-d and 1-D tensors too. Default False.
         stochastic_rounding: write bf16 parameters with stochastic rounding. Default True.
-        seed: seed of this optimizer's generators (saved in ``state_dict()``). Default 0.
+        seed: seed of the counter-based random draws (with each parameter's key and step). Default 0.
         compiled_optimizer: run the step as a ``torch.compile``'d fused kernel. Default True.
 
-    State per parameter: ``step``, ``exp_avg``, ``s`` and ``p0``; every param group holds
-    ``d``, ``d_max``, ``d_numerator`` and ``k``. Call ``end_step()`` after ``step_parameter``
-    (``step()`` does it).
+    State per parameter: ``step``, ``rng_key`` (its random streams' key), ``exp_avg``, ``s`` and
+    ``p0``; every param group holds ``d``, ``d_max``, ``d_numerator`` and ``k``. Call
+    ``end_step()`` after ``step_parameter`` (``step()`` does it).
 
     Examples:
         >>> import torch, fast
@@ -76,7 +76,7 @@ class ProdigyLion(DAdaptation):
         >>> model(torch.randn(8, 4)).square().mean().backward()
         >>> opt.step()
         >>> sorted(opt.state[model.weight])
-        ['exp_avg', 'p0', 's', 'step']
+        ['exp_avg', 'p0', 'rng_key', 's', 'step']
 
     References:
         adv_optm 2.2.3 ``Lion_Prodigy_adv``; Chen et al., Lion (arXiv 2302.06675); Mishchenko &
@@ -85,9 +85,9 @@ class ProdigyLion(DAdaptation):
     Deviations:
         From adv_optm 2.2.3: the momentum uses beta2 in every storage format (adv's factored
         path uses beta1); the statistics are float64 and ``s`` fp32; the stochastic-rounding
-        generator is the optimizer's own; every state_precision is available.
-        Direction features (spec/directions.md): stochastic-sign noise comes from the optimizer's
-        generator and is checkpointed; freeze-on-flip and projected adaptivity follow the
+        draws depend on ``seed``, not on any global generator; every state_precision is available.
+        Direction features (spec/directions.md): stochastic-sign noise is a counter-based stream
+        (seed, key, step), so a resume reproduces it; freeze-on-flip and projected adaptivity follow the
         OneTrainer PR 1344 description (no adv_optm release has them); projected adaptivity's
         matrix scale is the rank-1 estimate row mean x column mean / mean of |x|.
     """

@@ -1,4 +1,5 @@
-"""Stochastic rounding fp32 -> bf16 with injectable random bits (spec/stochastic_rounding.md)."""
+"""Stochastic rounding fp32 -> bf16 (spec/stochastic_rounding.md). The random integers are an
+argument: the kernels compute them with fast.counter_rng, the exact checks pass chosen ones."""
 
 from __future__ import annotations
 
@@ -16,7 +17,3 @@ def stochastic_round_bf16(x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     rounded = ((x.view(torch.int32) + r) & _HIGH_HALF).view(torch.float32)
     return torch.where(torch.isnan(x), x, rounded).to(torch.bfloat16)
 
-
-def draw_bits(numel: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    """One uniform draw in [0, 2^16) per element, from the optimizer's own generator."""
-    return torch.randint(0, 2**16, (numel,), generator=generator, device=device, dtype=torch.int32)

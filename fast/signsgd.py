@@ -83,7 +83,7 @@ class SignSGD(FastOptimizer):
             component along the whole weight tensor, keep the norm), 'iterative' (rows and columns,
             3 rounds; vectors use 'flattened') or None. ``p.grad`` is never modified. Default None.
         stochastic_sign: matrices take sign(x + xi) of x scaled to max |x| = 1 per row, then
-            per column, xi uniform in (-1, 1) from the optimizer's generator (E = x); vectors keep
+            per column, xi uniform in (-1, 1) from the optimizer's random draws (E = x); vectors keep
             the sign. Default False.
         freeze_on_flip: zero the update where the direction's sign flipped since the previous
             step (state ``prev_sign``, 1 bit per element). Default False.
@@ -93,10 +93,11 @@ class SignSGD(FastOptimizer):
         factored_2nd: not available (no second moment): True raises. Default False.
         vector_reshape: factor 0-d and 1-D tensors too; needs 'factored'. Default False.
         stochastic_rounding: write bf16 parameters with stochastic rounding. Default True.
-        seed: seed of this optimizer's generators (saved in ``state_dict()``). Default 0.
+        seed: seed of the counter-based random draws (with each parameter's key and step). Default 0.
         compiled_optimizer: run the step as a ``torch.compile``'d fused kernel. Default True.
 
-    State per parameter: ``step`` and, when momentum > 0, ``exp_avg``.
+    State per parameter: ``step``, ``rng_key`` (its random streams' key) and, when momentum > 0,
+    ``exp_avg``.
 
     Examples:
         >>> import torch, fast
@@ -105,7 +106,7 @@ class SignSGD(FastOptimizer):
         >>> model(torch.randn(8, 4)).square().mean().backward()
         >>> opt.step()
         >>> sorted(opt.state[model.weight])
-        ['exp_avg', 'step']
+        ['exp_avg', 'rng_key', 'step']
 
     References:
         Bernstein et al., signSGD (arXiv 1802.04434); adv_optm 2.5.16 ``SignSGD_adv`` (2.2.3 for
@@ -113,11 +114,11 @@ class SignSGD(FastOptimizer):
 
     Deviations:
         From adv_optm 2.5.16: ``momentum = 0`` with 'factored' states works (adv crashes); the
-        stochastic-rounding generator is the optimizer's own, seeded and checkpointed;
+        stochastic-rounding draws are a function of ``seed``, the parameter's key and its step;
         ``nesterov_coef`` without ``nesterov`` and the Simplified AdEMAMix contradictions raise.
         ``snr_cond`` and ``geometric_wd`` are not provided.
-        Direction features (spec/directions.md): stochastic-sign noise comes from the optimizer's
-        generator and is checkpointed; freeze-on-flip and projected adaptivity follow the
+        Direction features (spec/directions.md): stochastic-sign noise is a counter-based stream
+        (seed, key, step), so a resume reproduces it; freeze-on-flip and projected adaptivity follow the
         OneTrainer PR 1344 description (no adv_optm release has them); projected adaptivity's
         matrix scale is the rank-1 estimate row mean x column mean / mean of |x|.
     """

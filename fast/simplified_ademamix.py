@@ -65,13 +65,13 @@ class SimplifiedAdEMAMix(FastOptimizer):
         factored_2nd: factor only ``exp_avg_sq``. Default False.
         vector_reshape: factor 0-d and 1-D tensors too; needs a factored mode. Default False.
         stochastic_rounding: write bf16 parameters with stochastic rounding. Default True.
-        seed: seed of this optimizer's generators (saved in ``state_dict()``). Default 0.
+        seed: seed of the counter-based random draws (with each parameter's key and step). Default 0.
         compiled_optimizer: run the step as a ``torch.compile``'d fused kernel. Default True.
         layer_key_fn: ``f(p) -> key``; tensors with equal keys share one Kourkoutas bucket
             (one gradient norm, one EMA). None: one bucket per tensor. Needs kourkoutas_beta.
 
-    State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq`` and the floats ``num_sum``,
-    ``den_sum``.
+    State per parameter: ``step``, ``rng_key`` (its random streams' key), ``exp_avg``,
+    ``exp_avg_sq`` and the floats ``num_sum``, ``den_sum``.
 
     Examples:
         >>> import torch, fast
@@ -87,7 +87,7 @@ class SimplifiedAdEMAMix(FastOptimizer):
         SGD Variants (arXiv 2502.02431); adv_optm 2.2.3 ``Simplified_AdEMAMix``.
 
     Deviations:
-        The stochastic-rounding generator is the optimizer's own, seeded and checkpointed; every
+        The stochastic-rounding draws are a function of ``seed``, the parameter's key and its step; every
         state_precision is available (adv 2.2.3: fp32 or factored); ``betas[0] = 0`` raises.
         Direction features (spec/directions.md): OrthoGrad takes its mode as a string or None
         (adv's boolean crashes) and never writes ``p.grad``; Kourkoutas-beta uses the current step's

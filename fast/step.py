@@ -53,7 +53,7 @@ def make_step_kernel(
     def step_kernel(p, g, stored, s, keys, coef=None):
         # p, g and every full-size tensor share one working shape (storage.working_shape),
         # viewed outside the graph so that inductor emits one loop nest and no copies.
-        index = counter_rng.element_index(p.shape, p.device)
+        index = counter_rng.element_index(p.shape, keys)
         P = p.to(s.dtype)
         G = orthograd(P, g.to(s.dtype), *ortho, coef)
         noise = counter_rng.draws(index, keys[counter_rng.SIGN_KEY]) if sign_noise else None
@@ -83,7 +83,7 @@ def make_column_kernel(make_math: MathFactory, math_flags: tuple, formats: tuple
 
     def column_kernel(p, g, stored, s, keys, coef=None):
         G = orthograd(p.to(s.dtype), g.to(s.dtype), *ortho, coef)
-        index = counter_rng.element_index(p.shape, p.device)
+        index = counter_rng.element_index(p.shape, keys)
         noise = counter_rng.draws(index, keys[counter_rng.SIGN_KEY]) if sign_noise else None
         _, new_states, _ = math(G, _decoded(formats, stored, p, s.dtype), s[1:], noise)
         return tuple(

@@ -16,7 +16,7 @@ class WriteMode(str, Enum):
     """How the working copy becomes the stored parameter."""
 
     EXACT = "exact"  # the parameter dtype is the compute dtype
-    STOCHASTIC = "stochastic"  # bf16, stochastic rounding with injected bits
+    STOCHASTIC = "stochastic"  # bf16, stochastic rounding with the kernel's counter-based draws
     NEAREST = "nearest"  # bf16 / fp16, round-to-nearest-even
 
 

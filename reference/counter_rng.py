@@ -9,6 +9,7 @@ from spec.counter_rng import DRAW_BITS, INDEX_MULTIPLIER, MIX_MULTIPLIERS, MIX_S
 
 
 def mix(h: np.ndarray) -> np.ndarray:
+    """lowbias32 (spec.counter_rng.mix) of every element."""
     h = np.asarray(h, dtype=np.uint32)
     h = h ^ (h >> np.uint32(MIX_SHIFTS[0]))
     h = h * np.uint32(MIX_MULTIPLIERS[0])

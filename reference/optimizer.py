@@ -126,7 +126,8 @@ class ReferenceOptimizer:
         "sign" for the stochastic sign, else the name of a stochastically stored state) to its
         random integers in [0, 2^16), one per element; missing ones are computed by the
         counter-based generator (reference.counter_rng) from the seed, the parameter's key
-        ``rng_key``, its step and the purpose, exactly as ``fast`` computes them in its kernels.
+        ``rng_key`` (its position in ``params``), the step of this update (1 on its first) and
+        the purpose, exactly as ``fast`` computes them in its kernels.
         """
         if len(grads) != len(self.params):
             raise ValueError(f"got {len(grads)} gradients for {len(self.params)} parameters")
@@ -135,22 +136,28 @@ class ReferenceOptimizer:
             for i in group["indices"]:
                 if grads[i] is None:
                     continue
+                state = self.state[i]
                 given = {} if draws is None or draws[i] is None else draws[i]
+                # The step of this update, fixed before it runs: an update may draw before or
+                # after it advances state["step"], and fast keys every draw of a step by it.
+                t = state.get("step", 0) + 1
 
-                def draw(purpose: str, n: int, given: Mapping[str, np.ndarray] = given, i: int = i) -> np.ndarray:
+                def draw(purpose: str, n: int, given: Mapping[str, np.ndarray] = given, state: dict = state,
+                         t: int = t) -> np.ndarray:
                     if purpose in given:
                         return np.asarray(given[purpose]).reshape(-1)
-                    state = self.state[i]  # (by now the update has advanced its step)
-                    return counter_rng.draws(self.seed, state["rng_key"], state["step"], self.purpose(purpose), n)
+                    return counter_rng.draws(self.seed, state["rng_key"], t, self.purpose(purpose), n)
 
                 g = np.asarray(grads[i], dtype=np.float64).reshape(self.params[i].shape)
-                store = StateStore(self.state[i], self.formats(i, group), self.params[i].shape, draw)
-                if "step" not in store.state:  # (Kourkoutas-beta may have written its keys first)
-                    store.state["step"] = 0
-                    store.state["rng_key"] = i  # the parameter's position: its random streams' key
+                store = StateStore(state, self.formats(i, group), self.params[i].shape, draw)
+                if "step" not in state:  # (Kourkoutas-beta may have written its keys first)
+                    state["step"] = 0
+                    state["rng_key"] = i  # the parameter's position: its random streams' key
                     store.init()
                 hyper = {**group, **kourkoutas[i]} if i in kourkoutas else group
                 P = self.update(self.params[i], g, store, hyper)
+                if state["step"] != t:
+                    raise RuntimeError(f"{type(self).__name__}.update left step={state['step']}, expected {t}")
                 dtype = self.param_dtypes[i]
                 stochastic = dtype == "bfloat16" and group["stochastic_rounding"]
                 bits = draw("param", P.size) if stochastic else None

@@ -19,7 +19,7 @@ STOCHASTIC_ROUNDING = Hyperparameter(
 )
 SEED = Hyperparameter(
     "seed", r"\mathrm{seed}", 0, Kind.INT,
-    "seed of the optimizer's own random generator (stochastic rounding bits)",
+    "seed of the counter-based random draws (stochastic rounding bits, stochastic sign noise)",
     low=0, high=2**63 - 1, group_level=False,
 )
 COMPILED = Hyperparameter(

@@ -60,7 +60,7 @@ LAYER_KEY_FN = Hyperparameter(
 STOCHASTIC_SIGN = Hyperparameter(
     "stochastic_sign", r"\mathrm{ssign}", False, Kind.BOOL,
     "matrices: scale rows then columns to max |x| = 1 and take sign(x + xi), xi uniform in (-1, 1) "
-    "from the optimizer's generator (unbiased: E = x); vectors keep the sign",
+    "from the optimizer's counter-based draws (unbiased: E = x); vectors keep the sign",
 )
 FREEZE_ON_FLIP = Hyperparameter(
     "freeze_on_flip", r"\mathrm{fof}", False, Kind.BOOL,
