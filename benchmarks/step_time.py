@@ -286,7 +286,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for c in cands:
         row: dict[str, Any] = {"key": c.key, "family": c.family, "label": c.label, "states": c.states,
-                               "dtype": str(c.dtype)[6:], "crash": c.crash}
+                               "dtype": str(c.dtype)[6:], "crash": c.crash,
+                               "physical_limit": None if c.family == "torch" else _limit(c.states, str(c.dtype)[6:])}
         rows.append(row)
         if c.crash is not None:
             continue
@@ -371,10 +372,12 @@ def _find(result: dict[str, Any], family: str, states: str, dtype: str) -> dict[
                  if (r["family"], r["states"], r["dtype"]) == (family, states, dtype)), None)
 
 
-def _limit(states: str, dtype: str) -> float:
+def _limit(states: str, dtype: str) -> float | None:
     """The physical lower bound of a step relative to fused torch AdamW of the same dtype."""
     io, fused = (12.0, 28.0) if dtype == "float32" else (6.0, 14.0)
-    return (io + STATE_BYTES[states]) / fused
+    if states == "factored_2nd":  # m in the parameter dtype beside the factored v
+        return (io + (8.0 if dtype == "float32" else 4.0)) / fused
+    return (io + STATE_BYTES[states]) / fused if states in STATE_BYTES else None
 
 
 def targets(result: dict[str, Any]) -> tuple[list[str], list[list[object]]]:
@@ -413,7 +416,8 @@ def targets(result: dict[str, Any]) -> tuple[list[str], list[list[object]]]:
                     cells.append(f"crashes ({r['crash'].split(':')[0]})")
                 else:
                     v = get(r)
-                    limit = f", limit {_limit(states, dt):.2f}x" if fmt.endswith("x") and "step <=" in text else ""
+                    is_step = fmt.endswith("x") and text.startswith(f"{states} step <=")
+                    limit = f", limit {_limit(states, dt):.2f}x" if is_step else ""
                     cells.append("n/a" if v is None else f"{fmt.format(v)} ({'met' if ok(v) else 'missed'}{limit})")
         rows.append(cells)
     return headers, rows

@@ -12,7 +12,7 @@ from conformance.compare import assert_close
 from fast import storage as fs
 from reference import codes as rcodes
 from reference import storage as rs
-from spec.storage_layout import CODES, FP16_BLOCK, Format, factor_shape
+from spec.storage_layout import CODES, FP16_BLOCK, NIBBLE_GROUP, Format, factor_shape
 
 SHAPES = ((1, 1), (3, 5), (7, 8), (4, 17), (97, 47), (17, 1))
 FACTOR_SHAPES = {1: (1, 1), 15: (5, 3), 17: (17, 1), 56: (8, 7), 4559: (97, 47), 2048 * 2048: (2048, 2048),
@@ -93,20 +93,49 @@ def contrasting_blocks(block: int, signed: bool, seed: int) -> np.ndarray:
     return (x if signed else np.abs(x)).astype(np.float32)
 
 
-def _fast_format_roundtrip(fmt: Format, x: np.ndarray, r: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    """fast's stored tensors for ``x`` (through storage.encode) and their decoded values."""
+def _fast_format_roundtrip(fmt: Format, x: np.ndarray, r: np.ndarray,
+                           shape: tuple[int, ...] | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+    """fast's stored tensors for ``x`` (through storage.encode, in the working ``shape``: flat
+    unless given) and their decoded values (flat)."""
+    shape = (x.size,) if shape is None else shape
     t = fs.allocate(fmt, torch.zeros(x.size))
-    views = fs.kernel_views(fmt, list(t), (x.size,))
-    fs.encode(fmt, torch.from_numpy(x), views, torch.from_numpy(r.astype(np.int32)))
-    decoded = fs.decode(fmt, views, x.size, torch.float32, (x.size,)).numpy()
+    views = fs.kernel_views(fmt, list(t), shape)
+    fs.encode(fmt, torch.from_numpy(x).view(shape), views, torch.from_numpy(r.astype(np.int32)).view(shape))
+    decoded = fs.decode(fmt, views, x.size, torch.float32, shape).reshape(-1).numpy()
     return [v.numpy().copy() for v in t], decoded
+
+
+def _check_row_shape(fmt: Format, x: np.ndarray, r: np.ndarray, label: str) -> None:
+    """The kernels' working shape of whole blocks (rows, or rows of sub-blocks for 4-bit) must
+    store the same bytes and scales as the flat path."""
+    group = max(fmt.block, NIBBLE_GROUP if fmt.kind == "int4" else 0)
+    m = x.size // group * group
+    shape = fs.working_shape(m, (fmt,))
+    if m == 0 or len(shape) < 2:
+        raise AssertionError(f"{label}: no working shape of whole blocks for {m} elements ({shape})")
+    flat, flat_decoded = _fast_format_roundtrip(fmt, x[:m], r[:m])
+    rows, rows_decoded = _fast_format_roundtrip(fmt, x[:m], r[:m], shape)
+    if not all(np.array_equal(a, b) for a, b in zip(flat, rows)) or not np.array_equal(flat_decoded, rows_decoded):
+        raise AssertionError(f"{label}: working shape {shape} stores other bytes than the flat layout")
+
+
+def nibbles_by_definition(codes: np.ndarray) -> np.ndarray:
+    """The packed bytes as spec/state_storage.md words them, written independently of both
+    implementations: per group of NIBBLE_GROUP elements (the last of L may be shorter), byte j
+    = element j + 16 * element j + ceil(L / 2), a missing element counting 0."""
+    out = []
+    for start in range(0, codes.size, NIBBLE_GROUP):
+        group = [int(v) for v in codes[start:start + NIBBLE_GROUP]]
+        half = (len(group) + 1) // 2
+        out += [group[j] + 16 * (group[j + half] if j + half < len(group) else 0) for j in range(half)]
+    return np.array(out, dtype=np.uint8)
 
 
 def check_codes() -> None:
     """Every code and the scaled float16 format, fast (storage.encode, as the kernels call it)
     against reference.codes: identical codes, nibbles and scales, bit for bit, on contrasting
     blocks; decoded values of the stored bytes agree; a zero block decodes to 0 and no nonzero
-    second moment decodes to 0; 4-bit nibbles are ordered low-first (element 2k in bits 0-3)."""
+    second moment decodes to 0; 4-bit nibbles are in the specified order."""
     for (kind, signed), code in CODES.items():
         x = contrasting_blocks(code.block, signed, seed=code.block + signed)
         r = np.random.default_rng(code.bits).integers(0, 2**16, size=x.size)
@@ -117,10 +146,9 @@ def check_codes() -> None:
         if stored[0].dtype != np.uint8 or not np.array_equal(codes, expected_codes):
             raise AssertionError(f"{label}: fast codes differ from reference.codes at "
                                  f"{np.flatnonzero(codes != expected_codes)[:5]}")
-        if kind == "int4":
-            pairs = np.append(expected_codes, np.uint8(0))[: 2 * stored[0].size].reshape(-1, 2)
-            if not np.array_equal(stored[0], pairs[:, 0] | (pairs[:, 1] << 4)):
-                raise AssertionError(f"{label}: nibbles not ordered low first")
+        if kind == "int4" and not np.array_equal(stored[0], nibbles_by_definition(expected_codes)):
+            raise AssertionError(f"{label}: nibbles not in the specified order")
+        _check_row_shape(Format(kind, signed), x, r, label)
         if not np.array_equal(stored[1], expected_scales):
             raise AssertionError(f"{label}: fast block scales differ from reference.codes")
         want = rcodes.decode(expected_codes, expected_scales, code)

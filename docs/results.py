@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from frontier import frontier_markdown
 
 
 @dataclass(frozen=True)
@@ -22,10 +25,13 @@ class ResultPage:
     missing: str  # "Not yet <missing>" when absent
     image: str | None = None  # a figure in benchmarks/results/, shown below the text
     sections: tuple[ResultPage, ...] = ()  # further results on the same page, each under its own heading
+    build: Callable[[Path], str] | None = None  # makes the body from results/ instead of reading ``source``
 
 
 PAGES: list[ResultPage] = [
     ResultPage("benchmarks", "Benchmarks", "step_time.md", "bench", "measured", sections=(
+        ResultPage("frontier", "State formats: memory, quality and speed", "quality.json and step_time.json",
+                   "bench-quality` and `make bench", "measured", build=frontier_markdown),
         ResultPage("family", "Optimizer family vs adv_optm", "family.md", "bench-family", "measured"),
         ResultPage("features_cuda", "Direction features: step-time cost (CUDA)", "features_cuda.md",
                    'bench-features BENCH_ARGS="--device cuda"', "measured"),
@@ -60,7 +66,10 @@ def render(spec: ResultPage, results: Path) -> str:
     md = results / spec.source
     png = results / spec.image if spec.image else None
     parts = [f"# {spec.title}", ""]
-    body = md.read_text(encoding="utf-8") if md.is_file() else ""
+    if spec.build is not None:
+        body = spec.build(results)
+    else:
+        body = md.read_text(encoding="utf-8") if md.is_file() else ""
     if not body and not (png and png.is_file()):
         parts.append(f"Not yet {spec.missing}; run `make {spec.make_target}` to produce "
                      f"`benchmarks/results/{spec.source}`, then `make docs`.")

@@ -13,7 +13,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from spec.storage_layout import FP16_BLOCK, FP16_TINY, FP16_TOP_EXPONENT, MIN_NORMAL_EXPONENT, SR_BITS, Code
+from spec.storage_layout import (
+    FP16_BLOCK,
+    FP16_TINY,
+    FP16_TOP_EXPONENT,
+    MIN_NORMAL_EXPONENT,
+    NIBBLE_GROUP,
+    SR_BITS,
+    Code,
+)
 
 Parts = list[tuple[int, torch.Tensor]]
 
@@ -36,12 +44,38 @@ def blocks(x: torch.Tensor, block: int) -> Parts:
 
 
 def block_parts(x: torch.Tensor, block: int) -> Parts:
-    """``x`` as block views: a 2-D working shape whose rows hold whole blocks is one (n_blocks,
-    block) view (no concatenation, and simple indexing when the number of rows is symbolic);
-    anything else is flattened and split by ``blocks``."""
+    """``x`` as block views. A working shape whose rows hold one block, or whose trailing axes
+    multiply to one block (``block_dims``), is itself the one part: no reshape, so inductor
+    indexes it simply when the number of rows is symbolic. Rows of several blocks are
+    reshaped to one block per row; anything else is flattened and split by ``blocks``."""
+    if x.dim() == 3 and block_dims(x, block) is not None:
+        return [(0, x)]
     if x.dim() == 2 and x.shape[1] % block == 0:
-        return [(0, x.reshape(-1, block))]
+        return [(0, x if x.shape[1] == block else x.reshape(-1, block))]
     return blocks(x.reshape(-1), block)
+
+
+def block_dims(x: torch.Tensor, block: int) -> tuple[int, ...] | None:
+    """The axes of one block of a part: axis 1 of a 2-D part (a block, or the partial last
+    one, per row); for 3-D, the trailing axes whose sizes multiply to ``block`` (None if none)."""
+    if x.dim() == 2:
+        return (1,)
+    size = 1
+    for d in range(x.dim() - 1, 0, -1):
+        size *= x.shape[d]
+        if size == block:
+            return tuple(range(d, x.dim()))
+    return None
+
+
+def _per_block(values: torch.Tensor, k: int, xb: torch.Tensor, block: int) -> torch.Tensor:
+    """The per-block ``values`` (flat, from block ``k`` on) shaped to broadcast over ``xb``."""
+    dims = block_dims(xb, block)
+    shape = [1 if d in dims else xb.shape[d] for d in range(xb.dim())]
+    count = 1
+    for d in shape:
+        count *= d
+    return values[k:k + count].view(shape)
 
 
 def _joined(parts: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
@@ -91,7 +125,7 @@ def encode(x: torch.Tensor, code: Code, r: torch.Tensor) -> tuple[torch.Tensor, 
     top = code.top
     codes, scales = [], []
     for (_, xb), (_, rb) in zip(block_parts(x, code.block), block_parts(r, code.block)):
-        absmax = xb.abs().amax(1, keepdim=True)
+        absmax = xb.abs().amax(block_dims(xb, code.block), keepdim=True)
         # (1 / A) * T, not T / A: inductor rewrites a division of a constant into exactly this, so
         # eager and compiled kernels (and the reference) round the same way.
         inv = torch.where(absmax > 0, (1.0 / absmax) * top, torch.zeros_like(absmax))
@@ -108,7 +142,7 @@ def decode(c: torch.Tensor, scales: torch.Tensor, code: Code) -> torch.Tensor:
     """float32 values of the int32 codes ``c`` (shaped as ``encode`` returns them)."""
     out = []
     for k, cb in block_parts(c, code.block):
-        s = scales[k:k + cb.shape[0]][:, None]
+        s = _per_block(scales, k, cb, code.block)
         if code.signed:
             negative = cb >= code.magnitudes
             mag = _level(cb & (code.magnitudes - 1), code)
@@ -119,22 +153,39 @@ def decode(c: torch.Tensor, scales: torch.Tensor, code: Code) -> torch.Tensor:
 
 
 def pack_nibbles(c: torch.Tensor) -> torch.Tensor:
-    """4-bit codes two per byte along the last axis (element 2k low nibble, 2k + 1 high
-    nibble); a flat odd count gets a zero high nibble."""
-    if c.dim() == 1 and c.shape[0] % 2:
-        c = F.pad(c, (0, 1))
-    pairs = c.reshape(*c.shape[:-1], -1, 2)
-    return pairs[..., 0] | (pairs[..., 1] << 4)
+    """4-bit codes two per byte, in groups of NIBBLE_GROUP elements: byte j of a group holds
+    element j (low nibble) and element j + h (high nibble), h = ceil(L / 2) for a group of L
+    elements (the last may be shorter; its missing high nibble is 0). Rows of one group
+    ((rows, 2, G/2) or (rows, G)) pack to rows of G/2 bytes from two contiguous halves
+    (vectorised loads); flat codes pack group by group."""
+    g = NIBBLE_GROUP
+    if c.dim() >= 2 and c[0].numel() == g:
+        halves = c.reshape(-1, 2, g // 2)
+        return halves[:, 0, :] | (halves[:, 1, :] << 4)
+    c = c.reshape(-1)
+    full = c.shape[0] // g
+    parts = [pack_nibbles(c[: full * g].view(full, g)).view(-1)] if full else []
+    tail = c[full * g:]
+    if tail.shape[0]:
+        h = (tail.shape[0] + 1) // 2
+        parts.append(tail[:h] | (F.pad(tail[h:], (0, 2 * h - tail.shape[0])) << 4))
+    return torch.cat(parts) if len(parts) > 1 else parts[0]
 
 
 def unpack_nibbles(packed: torch.Tensor, n: int) -> torch.Tensor:
-    """int32 codes of the nibbles: rows of ``packed`` unpack to rows twice as long; a flat
-    ``packed`` to its first ``n`` codes."""
+    """int32 codes of the nibbles (``pack_nibbles`` inverted): rows of G/2 bytes unpack to
+    (rows, 2, G/2) codes; a flat ``packed`` to its ``n`` codes, flat."""
+    g = NIBBLE_GROUP
     b = packed.to(torch.int32)
-    pairs = torch.stack((b & 15, b >> 4), dim=-1)
-    if b.dim() == 1:
-        return pairs.view(-1)[:n]
-    return pairs.reshape(*b.shape[:-1], -1)
+    if b.dim() == 2 and b.shape[1] == g // 2:
+        return torch.stack((b & 15, b >> 4), dim=1)
+    b = b.reshape(-1)
+    full = n // g
+    parts = [unpack_nibbles(b[: full * g // 2].view(full, g // 2), 0).view(-1)] if full else []
+    if n > full * g:
+        tail = b[full * g // 2:]
+        parts.append(torch.cat((tail & 15, tail >> 4))[: n - full * g])
+    return torch.cat(parts) if len(parts) > 1 else parts[0]
 
 
 # -- scaled float16 -----------------------------------------------------------------------

@@ -14,6 +14,7 @@ from fast import codes
 from fast.rounding import stochastic_round_bf16
 from spec.storage_layout import (
     BLOCKWISE,
+    NIBBLE_GROUP,
     NORM_FLOOR,
     QUANTIZED,
     STATE_FORMAT_VERSION,
@@ -89,14 +90,17 @@ def kernel_views(fmt: Format, tensors: list[torch.Tensor], shape: tuple[int, ...
     if fmt.kind in BLOCKWISE:
         if not block_rows(shape, fmt):
             return (tensors[0].view(-1), tensors[1])
-        cols = shape[1] // 2 if fmt.kind == "int4" else shape[1]  # two 4-bit codes per byte
-        return (tensors[0].view(shape[0], cols), tensors[1])
+        row = tensors[0].numel() // shape[0]  # codes (or float16 values) of one row; 4-bit: two per byte
+        return (tensors[0].view(shape[0], row) if fmt.kind == "int4" else tensors[0].view(shape), tensors[1])
     return (tensors[0].view(shape),)
 
 
 def block_rows(shape: tuple[int, ...], fmt: Format) -> bool:
-    """Whether the working ``shape`` has rows of whole blocks of ``fmt`` (else it is read flat)."""
-    return len(shape) == 2 and shape[1] % fmt.block == 0
+    """Whether the working ``shape`` has rows of whole blocks of ``fmt`` (else it is read flat):
+    (rows, B), or (rows, k, b) with B = b or k b."""
+    if len(shape) == 2:
+        return shape[1] % fmt.block == 0
+    return len(shape) == 3 and fmt.block in (shape[2], shape[1] * shape[2])
 
 
 def needs_bits(fmt: Format) -> bool:
@@ -112,13 +116,20 @@ def working_shape(numel: int, formats: tuple[Format | None, ...]) -> tuple[int, 
     vectorise). Blockwise states (8-bit, 4-bit, float16), when their largest block divides n:
     (n / B, B), one block per row, so the block reductions and their broadcasts index simply
     (with a flat view and a symbolic n inductor emits scalar code with modulo arithmetic, ~10x
-    slower). Otherwise flat."""
+    slower); with two sizes B > b (4-bit: the 256-element v blocks and nibble groups, the
+    128-element m blocks) (n / B, B / b, b), so that either block is a run of trailing axes
+    and no view of a computed tensor splits an axis. Otherwise flat."""
     if any(f is not None and f.kind == "factored" for f in formats):
         d1, d2 = factor_shape(numel)
         return (d1, d2 // 8, 8) if d2 % 8 == 0 else (d1, d2)
-    block = max((f.block for f in formats if f is not None and f.kind in BLOCKWISE), default=0)
-    if block and numel and numel % block == 0:
-        return (numel // block, block)
+    sizes = {f.block for f in formats if f is not None and f.kind in BLOCKWISE}
+    sizes |= {NIBBLE_GROUP for f in formats if f is not None and f.kind == "int4"}
+    if sizes and numel and numel % max(sizes) == 0:
+        big, small = max(sizes), min(sizes)
+        if small < big and all(big % b == 0 and b % small == 0 for b in sizes) and len(sizes) == 2:
+            return (numel // big, big // small, small)
+        if len(sizes) == 1:
+            return (numel // big, big)
     return (numel,)
 
 

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from spec.storage_layout import FP16_BLOCK, FP16_TINY, FP16_TOP_EXPONENT, MIN_NORMAL_EXPONENT, SR_BITS, Code
+from spec.storage_layout import (
+    FP16_BLOCK,
+    FP16_TINY,
+    FP16_TOP_EXPONENT,
+    MIN_NORMAL_EXPONENT,
+    NIBBLE_GROUP,
+    SR_BITS,
+    Code,
+)
 
 
 def _f32(x: np.ndarray) -> np.ndarray:
@@ -96,18 +104,35 @@ def decode(codes: np.ndarray, s: np.ndarray, code: Code) -> np.ndarray:
     return sign * level(c, code) * scale
 
 
+def _nibble_pairs(n: int) -> list[tuple[int, int, int]]:
+    """(byte, low element, high element or -1) of every byte of n packed 4-bit codes: groups of
+    NIBBLE_GROUP elements, byte j of a group of L holding elements j and j + ceil(L / 2)."""
+    out = []
+    for start in range(0, n, NIBBLE_GROUP):
+        size = min(NIBBLE_GROUP, n - start)
+        half = (size + 1) // 2
+        for j in range(half):
+            high = start + j + half if j + half < size else -1
+            out.append((start // 2 + j, start + j, high))
+    return out
+
+
 def pack_nibbles(codes: np.ndarray) -> np.ndarray:
-    """4-bit codes two per byte: element 2k in the low nibble, 2k + 1 in the high nibble; an
-    odd count leaves the last high nibble 0."""
+    """4-bit codes two per byte (spec/state_storage.md): see ``_nibble_pairs``."""
     c = np.asarray(codes, dtype=np.uint8).reshape(-1)
     out = np.zeros((c.size + 1) // 2, dtype=np.uint8)
-    for k in range(c.size):
-        out[k // 2] |= np.uint8(c[k] << (4 * (k % 2)))
+    for byte, low, high in _nibble_pairs(c.size):
+        out[byte] = c[low] | (np.uint8(c[high] << 4) if high >= 0 else np.uint8(0))
     return out
 
 
 def unpack_nibbles(packed: np.ndarray, n: int) -> np.ndarray:
-    return np.array([(packed[k // 2] >> (4 * (k % 2))) & 0xF for k in range(n)], dtype=np.uint8)
+    out = np.zeros(n, dtype=np.uint8)
+    for byte, low, high in _nibble_pairs(n):
+        out[low] = packed[byte] & 0xF
+        if high >= 0:
+            out[high] = packed[byte] >> 4
+    return out
 
 
 # -- scaled float16 -----------------------------------------------------------------------

@@ -62,6 +62,11 @@ class Code:
         return 2.0 ** (int(self.signed) - self.bias)
 
 
+# 4-bit codes are packed two per byte within groups of this many elements: byte j of a group
+# holds element j and element j + ceil(L / 2) of its L elements (spec/state_storage.md). A
+# multiple of every 4-bit block, so each block is a contiguous run of low or high nibbles.
+NIBBLE_GROUP = 256
+
 # The codes of each format, chosen by measurement (spec/state_storage.md, "Rationale").
 CODES = {
     ("int8", False): Code(5, 3, False, 2048),  # v: 32 binades, 8 levels each, never 0
