@@ -78,7 +78,7 @@ MUTANTS = (
     M("normed_momentum_on_raw_grad", adam_math.make_adam_math,
       (("x = normalise(G) if normed_momentum else G", "x = G"),)),
     M("sr_nan_guard_missing", rounding.stochastic_round_bf16,
-      (("torch.where(torch.isnan(x), x, rounded)", "rounded"),)),
+      (("torch.where(x != x, x, rounded)", "rounded"),)),
     M("scale_invariant_eps_wrong", adam_math.scale_invariant_eps,
       (("1 / math.sqrt(max(numel, 1))", "1 / max(numel, 1)"),)),
     M("bias_correction_always_on", adamw.AdamW._step_scalars,

@@ -12,8 +12,10 @@ def stochastic_round_bf16(x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     """``bits(out) = (bits(x) + r) & 0xFFFF0000`` on the fp32 pattern; ``r`` int32 in [0, 2^16).
 
     Unbiased: over all 2^16 values of r the mean is exactly x. NaN is kept (the bit trick
-    alone would turn a NaN with payload only in the low half into Inf).
+    alone would turn a NaN with payload only in the low half into Inf). ``x != x`` is the NaN
+    test: inductor's CPU backend vectorises the comparison, while ``torch.isnan`` goes through
+    a per-element loop (a third of a bf16 step's time).
     """
     rounded = ((x.view(torch.int32) + r) & _HIGH_HALF).view(torch.float32)
-    return torch.where(torch.isnan(x), x, rounded).to(torch.bfloat16)
+    return torch.where(x != x, x, rounded).to(torch.bfloat16)
 
