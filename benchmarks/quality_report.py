@@ -144,6 +144,8 @@ def advice(summary: dict[str, Any], context: dict[str, Any], baseline: str) -> l
 
     if not complete(baseline):
         return ["The dense baseline did not finish on every task, so no format is recommended from this run."]
+    if context.get("long"):
+        return stability(summary, context)
     fast = [k for k, r in rows.items() if r["family"] == "fast" and r["dtype"] == "float32" and k != baseline]
     done = sorted((k for k in fast if complete(k)), key=bpp)
     within = {x: [k for k in done if gap(k) <= x / 100] for x in (1, 2, 3)}
@@ -214,6 +216,25 @@ def advice(summary: dict[str, Any], context: dict[str, Any], baseline: str) -> l
                      + ". These models are small, so per-call overhead dominates (see the step-time page for "
                      "large tensors)" + ("; fast.AdamW ran eager here, not compiled as by default." if context["eager"]
                                          else "."))
+    return lines
+
+
+def stability(summary: dict[str, Any], context: dict[str, Any]) -> list[str]:
+    """The long run's verdict: which rows stayed finite. Its held-out ratios are not a quality
+    measure: at this length the training loss reaches 0 and the held-out loss measures overfitting."""
+    lines = []
+    for task, rows in summary.items():
+        steps = context["tasks"][task]["steps"]
+        finite = [f"`{k}`" for k, s in rows.items() if s["flag"] in ("ok", "no progress")]
+        failed = [f"`{k}` ({s['flag']})" for k, s in rows.items() if s["flag"] not in ("ok", "no progress")]
+        lines.append(f"- {task}, {steps:,} steps: finite loss throughout for {', '.join(finite) or 'no row'}"
+                     + (f"; not finite or not run: {', '.join(failed)}." if failed else "."))
+        train = max((s.get("train_mean", math.nan) for s in rows.values()), default=math.nan)
+        if math.isfinite(train) and train < 1e-3:
+            lines.append(f"- The training loss of every row ends below {train:.0e}: the run is far past the point "
+                         "where held-out loss measures quality (it measures overfitting here), so the ratios "
+                         "below show only that the formats stay close; the quality comparison is the "
+                         "fixed-budget one above.")
     return lines
 
 

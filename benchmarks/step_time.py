@@ -445,8 +445,11 @@ def write_markdown(result: dict[str, Any], path: os.PathLike[str]) -> None:
         "",
         *bu.markdown_table(*targets(result), right_align=False),
         "",
-        "Step-time targets use the ratio to fused torch AdamW on fp32 parameters; the memory target counts "
-        "the transient peak plus any workspace the optimizer keeps between steps (**extra x largest** below).",
+        "Step-time targets use the ratio to fused torch AdamW with the same parameter dtype (fp32 columns: "
+        "fused fp32; bf16 columns: fused bf16, bf16 states, round-to-nearest). **limit**: the bytes the step "
+        "must move per parameter over fused AdamW's (28 B fp32, 14 B bf16), the ratio a step reaches when "
+        "both run at the memory bandwidth. The memory targets count the transient peak plus any workspace "
+        "the optimizer keeps between steps (**extra x largest** below).",
         "",
         "## fp32 parameters",
         "",
