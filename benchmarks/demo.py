@@ -59,7 +59,7 @@ class Run:
     stochastic_rounding: bool = True  # fast.AdamW on bf16 only
     state_precision: str = "fp32"  # fast.AdamW's state storage
     factored_2nd: bool = False
-    loss_target: float | None = None  # issue target: |final loss / dense fast.AdamW's - 1| <= this
+    loss_target: float | None = None  # quality target: |final loss / dense fast.AdamW's - 1| <= this
     diagnose: bool = False  # compare every update with dense Adam's on the same gradients (fp32 params)
     eval_steps: list[int] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
@@ -231,7 +231,7 @@ def final_loss_text(r: Run) -> str:
 
 def table(runs: list[Run]) -> tuple[list[str], list[list[object]]]:
     dense = next(r for r in runs if r.key == "fast")
-    headers = ["optimizer", "params", "states", "final train loss", "vs dense fast.AdamW", "issue target",
+    headers = ["optimizer", "params", "states", "final train loss", "vs dense fast.AdamW", "target",
                "test accuracy", "state B/param", "optimizer state MB", "median ms/step (opt.step)", "first step s"]
     rows: list[list[object]] = []
     for r in runs:
@@ -329,12 +329,12 @@ def write_markdown(runs: list[Run], args: argparse.Namespace, info: dict[str, An
         f"a weight with |w| >= {frozen_from:.3g}, which is {100 * frozen_share:.0f} % of the weights at "
         "initialisation. Stochastic rounding keeps each update in expectation.",
         "- **states**: fast.AdamW's `state_precision` (fp32 parameters for the compressed rows); "
-        "*factored_2nd* factors only the second moment (no issue target; it isolates the first moment's "
+        "*factored_2nd* factors only the second moment (no target; it isolates the first moment's "
         "share of factored's gap). fast.Prodigy: lr=1 (learning-rate free), other hyperparameters default; "
         f"fast.Lion: lr={args.lr / LION_LR_DIVISOR:.3g} (the AdamW lr / {LION_LR_DIVISOR:g}, as Lion's sign "
         "steps need); both with the same weight decay, fp32 states (Prodigy's `s`, `p0` counted). "
         "**vs dense fast.AdamW**: final training loss / the fp32 fast.AdamW "
-        "row's - 1; the issue targets are factored within 3 %, int8_sr and bf16_sr within 1 %.",
+        "row's - 1; the targets are factored within 3 %, int8_sr and bf16_sr within 1 %.",
         "- **final train loss**: cross-entropy on the whole training set after the last step; "
         "**test accuracy** on the held-out 25 %.",
         "- **state B/param**: bytes of all state tensors / number of parameters (biases keep dense fp32 "

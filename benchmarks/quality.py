@@ -195,6 +195,16 @@ def train(task: Task, row: Row, seed: int, steps: int, eager: bool) -> Run:
     return run
 
 
+def report_context(tasks: dict[str, Task], budgets: dict[str, int], seeds: list[int], rows: list[Row], adv: str,
+                   *, eager: bool, quick: bool, long: bool) -> dict[str, Any]:
+    """What the report and the JSON say about a run besides its numbers."""
+    return {"tasks": {n: {"description": t.describe(), "metric": t.metric, "lr": t.lr, "weight_decay": t.weight_decay,
+                          "betas": BETAS, "eps": EPS, "steps": budgets[n], "batch": t.batch, "eval_every": t.eval_every}
+                      for n, t in tasks.items()},
+            "seeds": seeds, "eager": eager, "quick": quick, "long": long, "adv": adv,
+            "rows": {r.key: {"family": r.family, "states": r.states, "dtype": str(r.dtype)[6:]} for r in rows}}
+
+
 def select_rows(patterns: str | None) -> list[Row]:
     rows = all_rows()
     if not patterns:
@@ -275,12 +285,8 @@ def main() -> None:
         adv_version = "adv_optm not importable: its rows are not available " \
                       "(`.venv/bin/pip install --no-deps adv-optm==2.5.16` adds them)"
     summary = summarize(runs, rows, names, BASELINE)
-    context = {"tasks": {n: {"description": tasks[n].describe(), "metric": tasks[n].metric, "lr": tasks[n].lr,
-                             "weight_decay": tasks[n].weight_decay, "betas": BETAS, "eps": EPS,
-                             "steps": budgets[n], "batch": tasks[n].batch, "eval_every": tasks[n].eval_every}
-                         for n in names},
-               "seeds": seeds, "eager": args.eager, "quick": args.quick, "long": args.long, "adv": adv_version,
-               "rows": {r.key: {"family": r.family, "states": r.states, "dtype": str(r.dtype)[6:]} for r in rows}}
+    context = report_context({n: tasks[n] for n in names}, budgets, seeds, rows, adv_version,
+                             eager=args.eager, quick=args.quick, long=args.long)
     os.makedirs(args.out, exist_ok=True)
     stem = "quality_long" if args.long else "quality"
     md, js, png = (os.path.join(args.out, f"{stem}.{ext}") for ext in ("md", "json", "png"))

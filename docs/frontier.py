@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-# (label, quality row of quality.py, (states, dtype) row of step_time.py, physical-limit key)
+# (label, quality row of quality.py, (states, dtype) row of step_time.py)
 FORMATS = (
     ("fp32", "fast-fp32", ("fp32", "float32")),
     ("bf16_sr", "fast-bf16_sr", ("bf16_sr", "float32")),

@@ -90,8 +90,9 @@ def kernel_views(fmt: Format, tensors: list[torch.Tensor], shape: tuple[int, ...
     if fmt.kind in BLOCKWISE:
         if not block_rows(shape, fmt):
             return (tensors[0].view(-1), tensors[1])
-        row = tensors[0].numel() // shape[0]  # codes (or float16 values) of one row; 4-bit: two per byte
-        return (tensors[0].view(shape[0], row) if fmt.kind == "int4" else tensors[0].view(shape), tensors[1])
+        if fmt.kind == "int4":  # two codes per byte: a row of bytes per row of the working shape
+            return (tensors[0].view(shape[0], -1), tensors[1])
+        return (tensors[0].view(shape), tensors[1])
     return (tensors[0].view(shape),)
 
 
@@ -126,10 +127,10 @@ def working_shape(numel: int, formats: tuple[Format | None, ...]) -> tuple[int, 
     sizes |= {NIBBLE_GROUP for f in formats if f is not None and f.kind == "int4"}
     if sizes and numel and numel % max(sizes) == 0:
         big, small = max(sizes), min(sizes)
-        if small < big and all(big % b == 0 and b % small == 0 for b in sizes) and len(sizes) == 2:
-            return (numel // big, big // small, small)
-        if len(sizes) == 1:
+        if big == small:
             return (numel // big, big)
+        if len(sizes) == 2 and big % small == 0:
+            return (numel // big, big // small, small)
     return (numel,)
 
 

@@ -37,11 +37,8 @@ def test_a_short_digits_run_trains_and_reports(key, tmp_path):
         assert run.state_bytes > 0 and math.isfinite(run.time_ratio)
     summary = summarize(runs, rows, ["digits"], quality.BASELINE)
     assert summary["digits"][quality.BASELINE]["ratio"] == 1.0
-    context = {"tasks": {"digits": {"description": "d", "metric": "m", "lr": task.lr, "weight_decay": 0.0,
-                                    "betas": (0.9, 0.999), "eps": 1e-8, "steps": 12, "batch": 64,
-                                    "eval_every": 25}},
-               "seeds": [0], "eager": True, "quick": True, "long": False, "adv": "-",
-               "rows": {r.key: {"family": r.family, "states": r.states, "dtype": str(r.dtype)[6:]} for r in rows}}
+    context = quality.report_context({"digits": task}, {"digits": 12}, [0], rows, "-",
+                                     eager=True, quick=True, long=False)
     path = tmp_path / "quality.md"
     write_markdown(summary, context, machine_info(torch.device("cpu")), quality.BASELINE, str(path))
     text = path.read_text()
