@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.advopt-installed
 
-.PHONY: venv bench-deps test demo bench bench-family bench-features bench-quality bench-codes docs lint conformance clean
+.PHONY: venv bench-deps test demo demo-docs bench bench-family bench-features bench-quality bench-codes docs lint conformance clean
 
 venv: $(STAMP)
 
@@ -40,8 +40,12 @@ docs: venv
 	$(PY) docs/generate.py
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict -q
 
+# The demo writes to results/demo/ (untracked); demo-docs regenerates the docs' copies.
 demo: venv
 	$(PY) benchmarks/demo.py
+
+demo-docs: venv
+	$(PY) benchmarks/demo.py --out benchmarks/results
 
 bench: bench-deps
 	$(PY) benchmarks/step_time.py

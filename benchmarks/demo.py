@@ -368,7 +368,9 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=20, help="steps between full-set evaluations")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eager", action="store_true", help="fast.AdamW with compiled_optimizer=False")
-    parser.add_argument("--out", default=str(RESULTS), help="directory for demo.md / demo_loss.png")
+    parser.add_argument("--out", default=str(RESULTS.parents[1] / "results" / "demo"),
+                        help="directory for demo.md / demo_loss.png (an untracked folder; `make demo-docs` "
+                             "writes the docs' copies to benchmarks/results)")
     args = parser.parse_args()
 
     t0, load_start = time.perf_counter(), load_average()

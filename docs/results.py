@@ -43,7 +43,7 @@ PAGES: list[ResultPage] = [
                    'bench-quality BENCH_ARGS="--long"', "measured", "quality_long.png"),
         ResultPage("code_choice", "Choice of the 8-bit and 4-bit codes", "code_choice.md", "bench-codes", "measured"),
     )),
-    ResultPage("demo", "Demo", "demo.md", "demo", "run", "demo_loss.png"),
+    ResultPage("demo", "Demo", "demo.md", "demo-docs", "run", "demo_loss.png"),
 ]
 
 
