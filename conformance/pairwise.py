@@ -38,7 +38,13 @@ SWITCHES = {
     "beta1_warmup": lambda d: (d, 3),  # SimplifiedAdEMAMix's beta1 schedule
     "prodigy_steps": lambda d: (d, 2),  # d frozen (and the statistics freed) after 2 steps
     "layer_key_fn": lambda d: (d, shape_key),  # Kourkoutas-beta buckets of several tensors
+    "beta1": lambda d: (d, 0.9),  # Adafactor with a first moment
+    "lr": lambda d: (d, 1e-2),  # Adafactor: a given lr instead of the relative step (lr=None)
 }
+# A switch applies where the hyperparameter has the kind it was written for (CAME's betas are a
+# triple, Adafactor's eps a pair that cannot be None, most lrs a plain float).
+SWITCH_KINDS = {"betas": Kind.BETAS, "eps": Kind.OPTIONAL_FLOAT, "lr": Kind.OPTIONAL_FLOAT,
+                "beta1": Kind.OPTIONAL_FLOAT}
 
 LAYER_KEY_RULE = Constraint(
     ("layer_key_fn", "kourkoutas_beta"), "the optimizer shell's rule: layer_key_fn needs Kourkoutas-beta",
@@ -69,7 +75,7 @@ class FlagSpace:
                 domains.append((h.default, *(c for c in options if c != h.default)))
             names.append(name)
         for name, values in SWITCHES.items():
-            if name in table:
+            if name in table and table[name].kind is SWITCH_KINDS.get(name, table[name].kind):
                 names.append(name)
                 domains.append(values(table[name].default))
         rules = (LAYER_KEY_RULE,) if {"layer_key_fn", "kourkoutas_beta"} <= set(table) else ()

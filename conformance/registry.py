@@ -14,6 +14,7 @@ import fast
 import reference
 from conformance.features import feature_samples
 from conformance.tolerances import TOLERANCES
+from spec.hparams import adafactor as adafactor_hparams
 from spec.hparams import adamw as adamw_hparams
 from spec.hparams import adopt as adopt_hparams
 from spec.hparams import lion as lion_hparams
@@ -280,6 +281,33 @@ SIMPLIFIED_ADEMAMIX = Entry(
 )
 
 
+# The Adafactor family stores its first moment (and the dense second moment of 0-d and 1-D
+# tensors) in every dense and quantised format; its factors are its own (no SMMF).
+FAMILY_STORAGE = {k: v for k, v in STORAGE.items() if not k.startswith("factored")}
+
+ADAFACTOR = Entry(
+    name="Adafactor",
+    fast=fast.Adafactor,
+    reference=reference.Adafactor,
+    hyperparameters=adafactor_hparams.ALL,
+    constraints=adafactor_hparams.CONSTRAINTS,
+    samples={
+        "default": {},
+        "beta1_wd_clip": {"beta1": 0.9, "weight_decay": 0.1, "clip_threshold": 0.5},
+        "warmup_init": {"warmup_init": True, "decay_rate": -0.5, "eps": (1e-20, 1e-2), "beta1": 0.5},
+        "low_memory_adamw": {"lr": 1e-2, "relative_step": False, "scale_parameter": False, "beta1": 0.9,
+                             "weight_decay": 0.05},
+        "fixed_lr_scaled": {"lr": 0.05, "relative_step": False, "weight_decay": 0.2, "stochastic_rounding": False,
+                            "seed": 3},
+    },
+    group1={"weight_decay": 0.3, "clip_threshold": 2.0, "decay_rate": -0.6},
+    compiled_samples=("beta1_wd_clip", "low_memory_adamw"),
+    compiled_storage=("int8_sr",),
+    storage=FAMILY_STORAGE,
+    storage_samples=("beta1_wd_clip", "low_memory_adamw"),
+    drift_samples=("default", "low_memory_adamw"),
+)
+
 
 def with_features(entry: Entry) -> Entry:
     """``entry`` plus one generated sample per direction feature it takes (conformance/features.py):
@@ -287,7 +315,7 @@ def with_features(entry: Entry) -> Entry:
     return replace(entry, samples={**entry.samples, **feature_samples(entry)})
 
 
-ADAMW, ADOPT, PRODIGY, LION, PRODIGY_LION, SIGNSGD, SIMPLIFIED_ADEMAMIX = (
-    with_features(e) for e in (ADAMW, ADOPT, PRODIGY, LION, PRODIGY_LION, SIGNSGD, SIMPLIFIED_ADEMAMIX)
+ADAMW, ADOPT, PRODIGY, LION, PRODIGY_LION, SIGNSGD, SIMPLIFIED_ADEMAMIX, ADAFACTOR = (
+    with_features(e) for e in (ADAMW, ADOPT, PRODIGY, LION, PRODIGY_LION, SIGNSGD, SIMPLIFIED_ADEMAMIX, ADAFACTOR)
 )
-ENTRIES = {e.name: e for e in (ADAMW, ADOPT, PRODIGY, LION, PRODIGY_LION, SIGNSGD, SIMPLIFIED_ADEMAMIX)}
+ENTRIES = {e.name: e for e in (ADAMW, ADOPT, PRODIGY, LION, PRODIGY_LION, SIGNSGD, SIMPLIFIED_ADEMAMIX, ADAFACTOR)}

@@ -1,5 +1,7 @@
 """Production PyTorch optimizers: fused, compiled steps; bf16 with stochastic rounding."""
 
+from fast.adafactor import Adafactor
+from fast.adafactor_schedule import AdafactorSchedule
 from fast.adamw import AdamW
 from fast.adopt import Adopt
 from fast.lion import Lion
@@ -8,4 +10,5 @@ from fast.prodigy_lion import ProdigyLion
 from fast.signsgd import SignSGD
 from fast.simplified_ademamix import SimplifiedAdEMAMix
 
-__all__ = ["AdamW", "Adopt", "Lion", "Prodigy", "ProdigyLion", "SignSGD", "SimplifiedAdEMAMix"]
+__all__ = ["Adafactor", "AdafactorSchedule", "AdamW", "Adopt", "Lion", "Prodigy", "ProdigyLion", "SignSGD",
+           "SimplifiedAdEMAMix"]

@@ -252,38 +252,45 @@ class FastOptimizer(torch.optim.Optimizer):
             for slot in self.SLOTS
         )
 
-    def _run_step(
-        self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict,
-        make_math: MathFactory, math_flags: tuple, scalars: torch.Tensor, decay: bool = True,
-        ortho: bool = True,
-    ) -> None:
-        """Initialise the states if needed, advance ``step`` and run the fused kernel.
-
-        ``scalars[0]`` must be lr * weight_decay; the rest go to the optimizer's math.
-        ``decay=False`` skips weight decay this step (Adopt's initialising first step);
-        ``ortho=False``: the caller has applied OrthoGrad to ``grad`` already.
-        """
-        formats = self.formats(p, group)
+    def init_state(self, p: torch.Tensor, state: dict, formats: tuple[Format | None, ...]) -> None:
+        """On ``p``'s first step: its step count, stream key and zero states in their formats."""
         if "step" not in state:
             state["step"] = 0
             state["rng_key"] = self.param_key(p)
             for slot, fmt in zip(self.SLOTS, formats):
                 if fmt is not None:
                     state.update(zip(fmt.keys(slot.name), storage.allocate(fmt, p)))
+
+    def _run_step(
+        self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict,
+        make_math: MathFactory, math_flags: tuple, scalars: torch.Tensor, decay: bool = True,
+        ortho: bool = True, aux: tuple[torch.Tensor, ...] | None = None, shape: tuple[int, ...] | None = None,
+    ) -> None:
+        """Initialise the states if needed, advance ``step`` and run the fused kernel.
+
+        ``scalars[0]`` must be lr * weight_decay; the rest go to the optimizer's math.
+        ``decay=False`` skips weight decay this step (Adopt's initialising first step);
+        ``ortho=False``: the caller has applied OrthoGrad to ``grad`` already. ``aux`` goes to the
+        math as its fifth argument; ``shape`` replaces the storage layer's working shape (the
+        kernel is then compiled for it: the Adafactor family's (batch, rows, columns)).
+        """
+        formats = self.formats(p, group)
+        self.init_state(p, state, formats)
         state["step"] += 1
         if p.numel() == 0:
             return
         mode = write_mode(p.dtype, self.stochastic_rounding)
         factored = [f is not None and f.kind == "factored" for f in formats]
-        shape = storage.working_shape(p.numel(), formats)
+        given_shape = shape is not None
+        shape = shape if given_shape else storage.working_shape(p.numel(), formats)
         pre = (group.get("orthograd") if ortho and p.numel() > 1 else None, orthograd_rows(p))
-        static = any(factored) or whole_tensor_reductions(group, p) or pre[0] is not None
+        static = any(factored) or whole_tensor_reductions(group, p) or pre[0] is not None or given_shape
         recompute = not matrix_features(group, p)
         sign_noise = bool(group.get("stochastic_sign", False)) and p.dim() >= 2
         fn = kernels.kernel(
             make_step_kernel,
-            (make_math, tuple(math_flags), formats, decay and group["weight_decay"] > 0, group["cautious_wd"], mode,
-             p.dtype, pre, sign_noise),
+            (make_math, tuple(math_flags), formats, decay and group["weight_decay"] > 0,
+             group.get("cautious_wd", False), mode, p.dtype, pre, sign_noise),
             self.compiled_optimizer,
             static_shape=shape if static else None,
             recompute=recompute,
@@ -307,7 +314,7 @@ class FastOptimizer(torch.optim.Optimizer):
                                                          sign_noise),
                                     self.compiled_optimizer, static_shape=shape, recompute=recompute)
             sums = reduce(flat, g, stored, scalars, keys, coef)
-        fn(flat, g, stored, scalars, keys, coef)
+        fn(flat, g, stored, scalars, keys, coef, aux)
         if flat.data_ptr() != p.data_ptr():
             p.copy_(flat.view_as(p))
         for f, t, total in zip(formats, stored, sums):

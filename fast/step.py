@@ -43,21 +43,24 @@ def make_step_kernel(
     ``stored[i]`` belongs to ``formats[i]`` (None for a state the optimizer does not keep);
     ``keys`` are the parameter's stream keys for this step (fast.counter_rng.key_tensor): the
     kernel draws the stochastic write's, each stochastic state's and (``sign_noise``) the
-    stochastic sign's 16-bit integers itself. ``ortho`` is OrthoGrad's (mode, rows) and ``coef``
+    stochastic sign's 16-bit integers itself. ``aux`` (optional) are tensors the math takes as a
+    fifth argument: statistics an earlier kernel reduced (the Adafactor family's factors and
+    clip scale). ``ortho`` is OrthoGrad's (mode, rows) and ``coef``
     flattened OrthoGrad's [proj, scale] (directions.flattened_coef). Factored states get nothing
     here: their factors and signs come from ``make_column_kernel``, run before this kernel on the
     same inputs, so that this kernel has no reduction.
     """
     math = make_math(*math_flags)
 
-    def step_kernel(p, g, stored, s, keys, coef=None):
+    def step_kernel(p, g, stored, s, keys, coef=None, aux=None):
         # p, g and every full-size tensor share one working shape (storage.working_shape),
         # viewed outside the graph so that inductor emits one loop nest and no copies.
         index = counter_rng.element_index(p.shape, keys)
         P = p.to(s.dtype)
         G = orthograd(P, g.to(s.dtype), *ortho, coef)
         noise = counter_rng.draws(index, keys[counter_rng.SIGN_KEY]) if sign_noise else None
-        U, new_states, ell = math(G, _decoded(formats, stored, p, s.dtype), s[1:], noise)
+        decoded = _decoded(formats, stored, p, s.dtype)
+        U, new_states, ell = math(G, decoded, s[1:], noise) if aux is None else math(G, decoded, s[1:], noise, aux)
         for j, (f, t, x) in enumerate(zip(formats, stored, new_states)):
             if f is not None:
                 bits = counter_rng.draws(index, keys[counter_rng.slot_key(j)]) if storage.needs_bits(f) else None

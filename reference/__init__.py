@@ -1,5 +1,6 @@
 """Float64 NumPy reference optimizers: literal, readable, slow. Same names as ``fast``."""
 
+from reference.adafactor import Adafactor
 from reference.adamw import AdamW
 from reference.adopt import Adopt
 from reference.lion import Lion
@@ -8,4 +9,4 @@ from reference.prodigy_lion import ProdigyLion
 from reference.signsgd import SignSGD
 from reference.simplified_ademamix import SimplifiedAdEMAMix
 
-__all__ = ["AdamW", "Adopt", "Lion", "Prodigy", "ProdigyLion", "SignSGD", "SimplifiedAdEMAMix"]
+__all__ = ["Adafactor", "AdamW", "Adopt", "Lion", "Prodigy", "ProdigyLion", "SignSGD", "SimplifiedAdEMAMix"]

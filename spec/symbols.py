@@ -34,3 +34,18 @@ q = sp.Symbol("q", nonnegative=True)  # Adopt's clip exponent (clip_lambda)
 kappa = sp.Symbol(r"\kappa", positive=True)  # Lion-K exponent (kappa_p)
 mu = sp.Symbol(r"\mu", nonnegative=True)  # SignSGD's momentum
 s_norm = sp.Symbol(r"\lVert s_{t} \rVert_{2}", nonnegative=True)  # L2 norm of Lion-K's s over the tensor
+
+# The Adafactor family (spec/adafactor.md, spec/came.md, spec/automagic.md). Factored second
+# moments: R and C are the row and column factors of the element's row i and column j; the
+# means and RMS values are tensor-wide (per batch matrix) reductions, given as symbols.
+R = sp.Symbol("R_{i,t-1}", nonnegative=True)  # row factor before the step
+C = sp.Symbol("C_{j,t-1}", nonnegative=True)  # column factor before the step
+row_mean = sp.Symbol(r"\overline{x}_{i\cdot}", nonnegative=True)  # mean over row i of this step's squared term
+col_mean = sp.Symbol(r"\overline{x}_{\cdot j}", nonnegative=True)  # mean over column j of it
+R_mean = sp.Symbol(r"\overline{R}_t", positive=True)  # mean of the new row factors (of the batch matrix)
+rms_u = sp.Symbol(r"\mathrm{RMS}(u_t)", nonnegative=True)  # RMS of the normalised update over the tensor
+rms_p = sp.Symbol(r"\mathrm{RMS}(p_{t-1})", nonnegative=True)  # RMS of the parameter before the step
+eps1 = sp.Symbol(r"\epsilon_1", nonnegative=True)
+eps2 = sp.Symbol(r"\epsilon_2", nonnegative=True)
+clip_d = sp.Symbol("d", positive=True)  # clip_threshold
+decay_gamma = sp.Symbol(r"\gamma", nonpositive=True)  # Adafactor's decay_rate

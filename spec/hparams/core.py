@@ -15,6 +15,7 @@ class Kind(str, Enum):
     FLOAT = "float"
     OPTIONAL_FLOAT = "float or None"
     BETAS = "pair of floats"
+    TRIPLE = "triple of floats"
     BOOL = "bool"
     INT = "int"
     OPTIONAL_INT = "int or None"
@@ -58,7 +59,7 @@ class Hyperparameter:
         text = f"{left}{lo}, {hi}{right}"
         if self.kind is Kind.OPTIONAL_FLOAT:
             text += " or None"
-        if self.kind is Kind.BETAS:
+        if self.kind in (Kind.BETAS, Kind.TRIPLE):
             text = f"each in {text}"
         if self.kind is Kind.INT:
             text = f"integer in {text}"
@@ -97,12 +98,12 @@ class Hyperparameter:
             return value
         if self.kind in (Kind.OPTIONAL_FLOAT, Kind.OPTIONAL_INT) and value is None:
             return None
-        if self.kind is Kind.BETAS:
-            if not isinstance(value, (tuple, list)) or len(value) != 2:
+        if self.kind in (Kind.BETAS, Kind.TRIPLE):
+            if not isinstance(value, (tuple, list)) or len(value) != (2 if self.kind is Kind.BETAS else 3):
                 raise bad
             if not all(_is_real(b) and self._in_range(float(b)) for b in value):
                 raise bad
-            return (float(value[0]), float(value[1]))
+            return tuple(float(b) for b in value)
         if self.kind in (Kind.INT, Kind.OPTIONAL_INT):
             if isinstance(value, bool) or not isinstance(value, int) or not self._in_range(value):
                 raise bad

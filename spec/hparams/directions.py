@@ -142,6 +142,9 @@ FEATURES_OF = {
     "Lion": ("orthograd", "cautious", "stochastic_sign", "freeze_on_flip", "projected_adaptivity"),
     "ProdigyLion": ("orthograd", "cautious", "stochastic_sign", "freeze_on_flip", "projected_adaptivity"),
     "SignSGD": ("orthograd", "stochastic_sign", "freeze_on_flip", "projected_adaptivity"),
+    # The Adafactor family normalises by tensor-wide statistics of the raw gradient before any
+    # elementwise step; it takes none of these (passing one raises TypeError naming it).
+    "Adafactor": (),
 }
 DIRECTION_FEATURES = ("orthograd", "cautious", "grams", "use_atan2", "kourkoutas_beta", "stochastic_sign",
                       "freeze_on_flip", "projected_adaptivity")
