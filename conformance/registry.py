@@ -17,6 +17,7 @@ from conformance.tolerances import TOLERANCES
 from spec.hparams import adafactor as adafactor_hparams
 from spec.hparams import adamw as adamw_hparams
 from spec.hparams import adopt as adopt_hparams
+from spec.hparams import came as came_hparams
 from spec.hparams import lion as lion_hparams
 from spec.hparams import prodigy as prodigy_hparams
 from spec.hparams import prodigy_lion as prodigy_lion_hparams
@@ -308,6 +309,24 @@ ADAFACTOR = Entry(
     drift_samples=("default", "low_memory_adamw"),
 )
 
+CAME = Entry(
+    name="CAME",
+    fast=fast.CAME,
+    reference=reference.CAME,
+    hyperparameters=came_hparams.ALL,
+    constraints=came_hparams.CONSTRAINTS,
+    samples={
+        "default": {},
+        "betas_eps_wd": {"lr": 2e-3, "betas": (0.8, 0.95, 0.99), "eps": (1e-20, 1e-10), "weight_decay": 0.1},
+        "clip": {"lr": 1e-3, "clip_threshold": 0.3, "stochastic_rounding": False, "seed": 5},
+    },
+    group1={"lr": 3e-3, "weight_decay": 0.3, "betas": (0.7, 0.9, 0.999)},
+    compiled_samples=("betas_eps_wd",),
+    compiled_storage=("int8_sr",),
+    storage=FAMILY_STORAGE,
+    storage_samples=("betas_eps_wd",),
+)
+
 
 def with_features(entry: Entry) -> Entry:
     """``entry`` plus one generated sample per direction feature it takes (conformance/features.py):
@@ -315,7 +334,6 @@ def with_features(entry: Entry) -> Entry:
     return replace(entry, samples={**entry.samples, **feature_samples(entry)})
 
 
-ADAMW, ADOPT, PRODIGY, LION, PRODIGY_LION, SIGNSGD, SIMPLIFIED_ADEMAMIX, ADAFACTOR = (
-    with_features(e) for e in (ADAMW, ADOPT, PRODIGY, LION, PRODIGY_LION, SIGNSGD, SIMPLIFIED_ADEMAMIX, ADAFACTOR)
-)
-ENTRIES = {e.name: e for e in (ADAMW, ADOPT, PRODIGY, LION, PRODIGY_LION, SIGNSGD, SIMPLIFIED_ADEMAMIX, ADAFACTOR)}
+ALL_ENTRIES = (ADAMW, ADOPT, PRODIGY, LION, PRODIGY_LION, SIGNSGD, SIMPLIFIED_ADEMAMIX, ADAFACTOR, CAME)
+ENTRIES = {e.name: with_features(e) for e in ALL_ENTRIES}
+ADAMW, ADOPT, PRODIGY, LION, PRODIGY_LION, SIGNSGD, SIMPLIFIED_ADEMAMIX, ADAFACTOR, CAME = ENTRIES.values()

@@ -4,11 +4,12 @@ from fast.adafactor import Adafactor
 from fast.adafactor_schedule import AdafactorSchedule
 from fast.adamw import AdamW
 from fast.adopt import Adopt
+from fast.came import CAME
 from fast.lion import Lion
 from fast.prodigy import Prodigy
 from fast.prodigy_lion import ProdigyLion
 from fast.signsgd import SignSGD
 from fast.simplified_ademamix import SimplifiedAdEMAMix
 
-__all__ = ["Adafactor", "AdafactorSchedule", "AdamW", "Adopt", "Lion", "Prodigy", "ProdigyLion", "SignSGD",
+__all__ = ["CAME", "Adafactor", "AdafactorSchedule", "AdamW", "Adopt", "Lion", "Prodigy", "ProdigyLion", "SignSGD",
            "SimplifiedAdEMAMix"]

@@ -93,7 +93,8 @@ class Adafactor(FactoredFamily):
         seed: seed of the counter-based random draws. Default 0.
         compiled_optimizer: run the step as ``torch.compile``'d kernels. Default True.
 
-    State per parameter: ``step``, ``rng_key``, ``RMS`` (0-d: RMS(p) before the last step),
+    State per parameter: ``step``, ``rng_key``, ``RMS`` (with ``scale_parameter``; 0-d: RMS(p)
+    before the last step),
     ``exp_avg_sq_row``/``exp_avg_sq_col`` (>= 2 dims, shapes ``shape[:-1]`` and
     ``shape[:-2] + shape[-1:]``) or ``exp_avg_sq``, and ``exp_avg`` with ``beta1``.
 
@@ -116,7 +117,8 @@ class Adafactor(FactoredFamily):
         (transformers fails in the first step); the math of bf16 and fp16 parameters runs on an
         fp32 copy (as transformers does) but bf16 is written back with counter-based stochastic
         rounding (``stochastic_rounding=True``), as OneTrainer's and kohya's patches add;
-        ``state_precision`` is new; the state ``RMS`` is a 0-d tensor, not a Python float.
+        ``state_precision`` is new; the state ``RMS`` is a 0-d tensor, not a Python float, and
+        is kept only with ``scale_parameter`` (the only rule that reads it).
         ``torch.optim.Adafactor`` is a different algorithm (no relative step, no RMS clip).
     """
 
@@ -147,18 +149,20 @@ class Adafactor(FactoredFamily):
 
     def _update(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict) -> None:
         t = state.get("step", 0) + 1
-        self.init_state(p, state, self.formats(p, group))
+        self.init_state(p, state, self.formats(p, group), group)
         beta2 = 1.0 - t ** group["decay_rate"]
         eps1, eps2 = group["eps"]
         aux = None
         if p.numel():
             aux = self.second_moment(p, grad, group, state, (beta2, 1.0 - beta2, eps1, group["clip_threshold"],
-                                                             relative_step_size(group, t), eps2),
-                                     group["scale_parameter"])
+                                                             relative_step_size(group, t), eps2))
         beta1 = group["beta1"] if group["beta1"] is not None else 0.0
         scalars = self.scalars(p, group["weight_decay"], (beta1, 1.0 - beta1, beta2, 1.0 - beta2, eps1))
         self._run_step(p, grad, group, state, make_adafactor_math, (factored(p.dim()), group["beta1"] is not None),
                        scalars, aux=aux, shape=self.kernel_shape(p))
+
+    def keeps_rms(self, group: dict[str, Any]) -> bool:
+        return group["scale_parameter"]
 
     def step_size(self, group: dict[str, Any], state: dict) -> float:
         """The step size lr_t of the last step of the parameter whose ``state`` this is (what

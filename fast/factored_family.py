@@ -38,18 +38,25 @@ class FactoredFamily(FastOptimizer):
             for slot in self.SLOTS
         )
 
-    def init_state(self, p: torch.Tensor, state: dict, formats: tuple[Format | None, ...]) -> None:
+    def init_state(self, p: torch.Tensor, state: dict, formats: tuple[Format | None, ...],
+                   group: dict[str, Any]) -> None:
         new = "step" not in state
-        super().init_state(p, state, formats)
+        super().init_state(p, state, formats, group)
         if not new:
             return
         cdt = compute_dtype(p.dtype)
-        state["RMS"] = torch.zeros((), dtype=cdt, device=p.device)
+        if self.keeps_rms(group):
+            state["RMS"] = torch.zeros((), dtype=cdt, device=p.device)
         if factored(p.dim()):
             rows, cols = factor_shapes(p.shape)
             for name in self.FACTORS:
                 state[f"{name}_row"] = torch.zeros(rows, dtype=cdt, device=p.device)
                 state[f"{name}_col"] = torch.zeros(cols, dtype=cdt, device=p.device)
+
+    def keeps_rms(self, group: dict[str, Any]) -> bool:
+        """Whether the step scales by RMS(p) and keeps it as the state ``RMS`` (Adafactor's
+        scale_parameter)."""
+        return False
 
     def kernel_shape(self, p: torch.Tensor) -> tuple[int, ...] | None:
         """The working shape of a factored tensor's kernels, (batch, rows, columns); None (the
@@ -57,10 +64,11 @@ class FactoredFamily(FastOptimizer):
         return batch_shape(p.shape) if factored(p.dim()) else None
 
     def second_moment(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict,
-                      values: tuple[float, ...], scale_parameter: bool) -> tuple[torch.Tensor | None, ...]:
+                      values: tuple[float, ...]) -> tuple[torch.Tensor | None, ...]:
         """Run the second-moment kernel (factored: the factors are updated in place) and store
-        RMS(p); returns (row, col, scale, lr_t) for the step kernel. ``values`` are the kernel's
-        scalars after the first: beta2, 1 - beta2, eps1, clip_threshold, rho, eps2."""
+        RMS(p) if kept; returns (row, col, scale, lr_t) for the step kernel. ``values`` are the
+        kernel's scalars after the first: beta2, 1 - beta2, eps1, clip_threshold, rho, eps2."""
+        scaled = self.keeps_rms(group)
         formats = self.formats(p, group)
         fac = factored(p.dim())
         shape = batch_shape(p.shape) if fac else storage.working_shape(p.numel(), formats)
@@ -74,8 +82,9 @@ class FactoredFamily(FastOptimizer):
             args = (R.view(shape[0], shape[1]), C.view(shape[0], shape[2]), None)
         else:
             args = (None, None, storage.kernel_views(fmt, [state[k] for k in fmt.keys(self.SLOTS[slot].name)], shape))
-        fn = kernels.kernel(make_second_moment_kernel, (fac, scale_parameter, fmt, p.dtype), self.compiled_optimizer,
+        fn = kernels.kernel(make_second_moment_kernel, (fac, scaled, fmt, p.dtype), self.compiled_optimizer,
                             static_shape=shape)
         row, col, scale, lr_t, rms_p = fn(flat, g, *args, s)
-        state["RMS"].copy_(rms_p)
+        if scaled:
+            state["RMS"].copy_(rms_p)
         return row, col, scale, lr_t

@@ -55,12 +55,12 @@ def make_second_moment_kernel(factored: bool, scale_parameter: bool, fmt: Format
     ``v`` is the dense second moment's stored views in ``fmt`` (decoded here; the step kernel
     recomputes and stores its new value) and row, col are None. ``dtype`` (the parameter's) is
     only a cache key. ``scale`` = lr_t / max(1, RMS(u) / d), with u = g / sqrt(V)
-    and lr_t the step size (times max(eps2, RMS(p)) with ``scale_parameter``)."""
+    and lr_t the step size (times max(eps2, RMS(p)) with ``scale_parameter``; rms_p is None without)."""
 
     def second_moment_kernel(p, g, R, C, v, s):
         _, beta2, one_m_beta2, eps1, clip, rho, eps2 = s.unbind(0)
         G = g.to(s.dtype)
-        rms_p = rms(p.to(s.dtype))
+        rms_p = rms(p.to(s.dtype)) if scale_parameter else None
         sq = G * G + eps1
         row = col = None
         if factored:

@@ -252,7 +252,8 @@ class FastOptimizer(torch.optim.Optimizer):
             for slot in self.SLOTS
         )
 
-    def init_state(self, p: torch.Tensor, state: dict, formats: tuple[Format | None, ...]) -> None:
+    def init_state(self, p: torch.Tensor, state: dict, formats: tuple[Format | None, ...],
+                   group: dict[str, Any]) -> None:
         """On ``p``'s first step: its step count, stream key and zero states in their formats."""
         if "step" not in state:
             state["step"] = 0
@@ -275,7 +276,7 @@ class FastOptimizer(torch.optim.Optimizer):
         kernel is then compiled for it: the Adafactor family's (batch, rows, columns)).
         """
         formats = self.formats(p, group)
-        self.init_state(p, state, formats)
+        self.init_state(p, state, formats, group)
         state["step"] += 1
         if p.numel() == 0:
             return

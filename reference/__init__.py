@@ -3,10 +3,11 @@
 from reference.adafactor import Adafactor
 from reference.adamw import AdamW
 from reference.adopt import Adopt
+from reference.came import CAME
 from reference.lion import Lion
 from reference.prodigy import Prodigy
 from reference.prodigy_lion import ProdigyLion
 from reference.signsgd import SignSGD
 from reference.simplified_ademamix import SimplifiedAdEMAMix
 
-__all__ = ["Adafactor", "AdamW", "Adopt", "Lion", "Prodigy", "ProdigyLion", "SignSGD", "SimplifiedAdEMAMix"]
+__all__ = ["CAME", "Adafactor", "AdamW", "Adopt", "Lion", "Prodigy", "ProdigyLion", "SignSGD", "SimplifiedAdEMAMix"]

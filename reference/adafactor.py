@@ -33,11 +33,16 @@ class FactoredFamily(ReferenceOptimizer):
             for slot in self.active_slots(group) if slot.name not in drop
         }
 
-    def init_factors(self, p: np.ndarray, state: dict[str, Any]) -> None:
+    def keeps_rms(self, h: Mapping[str, Any]) -> bool:
+        """Whether the rule scales by RMS(p) and keeps it as the state ``RMS``."""
+        return False
+
+    def init_factors(self, p: np.ndarray, state: dict[str, Any], h: Mapping[str, Any]) -> None:
         """Zero factors (and RMS) on the first step."""
-        if "RMS" in state:
+        if state["step"] != 1:
             return
-        state["RMS"] = np.zeros(())
+        if self.keeps_rms(h):
+            state["RMS"] = np.zeros(())
         if factored(p.ndim):
             rows, cols = factor_shapes(p.shape)
             for name in self.FACTORS:
@@ -68,8 +73,8 @@ def relative_step_size(h: Mapping[str, Any], t: int, rms_p: float) -> float:
 class Adafactor(FactoredFamily):
     """Float64 Adafactor (Shazeer & Stern), literal to spec/adafactor.md and transformers.
 
-    State per parameter: ``step``, ``rng_key``, ``RMS`` (0-d, RMS(p) before the step: what the
-    relative step size used), ``exp_avg_sq_row``/``exp_avg_sq_col`` (tensors with >= 2 dims) or
+    State per parameter: ``step``, ``rng_key``, ``RMS`` (with scale_parameter: 0-d, RMS(p)
+    before the step, what the step size used), ``exp_avg_sq_row``/``exp_avg_sq_col`` (tensors with >= 2 dims) or
     ``exp_avg_sq`` (0-d, 1-D; in ``state_precision``), ``exp_avg`` with ``beta1``.
 
     Examples:
@@ -85,15 +90,19 @@ class Adafactor(FactoredFamily):
     SLOTS = SLOTS
     KEPT_SLOTS = staticmethod(kept_slots)
 
+    def keeps_rms(self, h: Mapping[str, Any]) -> bool:
+        return h["scale_parameter"]
+
     def update(self, p: np.ndarray, g: np.ndarray, store: StateStore, hyper: Mapping[str, Any]) -> np.ndarray:
         st = store.state
         st["step"] += 1
         t = st["step"]
-        self.init_factors(p, st)
+        self.init_factors(p, st, hyper)
         if p.size == 0:
             return p
-        st["RMS"] = np.asarray(rms(p))
-        lr_t = relative_step_size(hyper, t, float(st["RMS"]))
+        if hyper["scale_parameter"]:
+            st["RMS"] = np.asarray(rms(p))
+        lr_t = relative_step_size(hyper, t, rms(p))
         beta2 = 1.0 - t ** hyper["decay_rate"]
         V = self.second_moment(p, g * g + hyper["eps"][0], beta2, store)
         U = lr_t * clip_rms(g / np.sqrt(V), hyper["clip_threshold"])

@@ -28,16 +28,23 @@ WARMUP_SLOPE = sp.Rational(1, 10**6)  # with warmup_init: min(1e-6 t, 1/sqrt(t))
 VARIANTS = ("factored", "first_moment", "relative_step", "scale_parameter", "warmup_init")
 
 
-def second_moment(stage, beta: sp.Expr, eps: sp.Expr, *, factored: bool, key: str = "") -> sp.Expr:
-    """Adafactor's estimate of E[g^2] after this step (``stage`` records the lines): factored,
-    R_i and C_j are EMAs of the row and column means of g^2 + eps and the estimate is
-    R_i C_j / mean(R); else an EMA of g^2 + eps itself. ``key`` prefixes the stage names (CAME
-    uses the same estimator for its residual)."""
+# (R before, C before, row mean, column mean, mean of the new R) of the squared gradient
+SQUARED_GRADIENT = (s.R, s.C, s.row_mean, s.col_mean, s.R_mean)
+
+
+def second_moment(stage, beta: sp.Expr, eps: sp.Expr, *, factored: bool, key: str = "",
+                  x: sp.Expr = s.g**2, dense: sp.Expr = s.v, symbols: tuple = SQUARED_GRADIENT) -> sp.Expr:
+    """Adafactor's estimate of the EMA of ``x + eps`` after this step (``stage`` records the
+    lines): factored, R_i and C_j are EMAs of the row and column means of x + eps and the
+    estimate is R_i C_j / mean(R); else an EMA of x + eps itself (``dense`` before the step).
+    ``key`` prefixes the stage names and ``symbols`` are the factors' symbols: CAME uses the same
+    estimator for its residual."""
+    R0, C0, row_mean, col_mean, R_mean = symbols
     if factored:
-        R = stage(f"{key}R", ema(s.R, s.row_mean, beta))
-        C = stage(f"{key}C", ema(s.C, s.col_mean, beta))
-        return R * C / s.R_mean
-    return stage(f"{key}v", ema(s.v, s.g**2 + eps, beta))
+        R = stage(f"{key}R", ema(R0, row_mean, beta))
+        C = stage(f"{key}C", ema(C0, col_mean, beta))
+        return R * C / R_mean
+    return stage(f"{key}v", ema(dense, x + eps, beta))
 
 
 def clipped(u: sp.Expr) -> sp.Expr:

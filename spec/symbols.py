@@ -49,3 +49,9 @@ eps1 = sp.Symbol(r"\epsilon_1", nonnegative=True)
 eps2 = sp.Symbol(r"\epsilon_2", nonnegative=True)
 clip_d = sp.Symbol("d", positive=True)  # clip_threshold
 decay_gamma = sp.Symbol(r"\gamma", nonpositive=True)  # Adafactor's decay_rate
+# CAME's residual (instability) factors, the same estimator over (u_hat - m)^2 + eps2.
+R_res = sp.Symbol(r"R^{\mathrm{res}}_{i,t-1}", nonnegative=True)
+C_res = sp.Symbol(r"C^{\mathrm{res}}_{j,t-1}", nonnegative=True)
+res_row_mean = sp.Symbol(r"\overline{r}_{i\cdot}", nonnegative=True)
+res_col_mean = sp.Symbol(r"\overline{r}_{\cdot j}", nonnegative=True)
+R_res_mean = sp.Symbol(r"\overline{R^{\mathrm{res}}}_t", positive=True)

@@ -145,6 +145,7 @@ FEATURES_OF = {
     # The Adafactor family normalises by tensor-wide statistics of the raw gradient before any
     # elementwise step; it takes none of these (passing one raises TypeError naming it).
     "Adafactor": (),
+    "CAME": (),
 }
 DIRECTION_FEATURES = ("orthograd", "cautious", "grams", "use_atan2", "kourkoutas_beta", "stochastic_sign",
                       "freeze_on_flip", "projected_adaptivity")
