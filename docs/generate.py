@@ -63,6 +63,8 @@ OPTIMIZERS: list[Optimizer] = [
               "SimplifiedAdEMAMix"),
     Optimizer("prodigy", "spec.prodigy", "spec.hparams.prodigy", "Prodigy"),
     Optimizer("prodigy_lion", "spec.prodigy_lion", "spec.hparams.prodigy_lion", "ProdigyLion"),
+    Optimizer("adafactor", "spec.adafactor", "spec.hparams.adafactor", "Adafactor"),
+    Optimizer("came", "spec.came", "spec.hparams.came", "CAME"),
 ]
 
 # Pages about machinery every optimizer shares: their hyperparameter tables are slices of
