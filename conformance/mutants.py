@@ -16,13 +16,16 @@ from dataclasses import dataclass
 
 import fast  # noqa: F401  (loads every fast module so bindings can be found)
 from fast import (
+    adafactor,
     adam_math,
     adamw,
     adopt,
+    came,
     codes,
     counter_rng,
     d_adaptation,
     directions,
+    factored_moments,
     kourkoutas,
     lion,
     optimizer,
@@ -228,6 +231,20 @@ MUTANTS = (
     M("projected_decay_not_scaled", step.make_step_kernel, (("scale=ell)", "scale=None)"),), "Lion"),
     M("projected_scale_not_divided_by_mean", directions.projected_scale,
       (("/ a2.mean().clamp_min(PROJECTED_FLOOR)", ""),), "SignSGD"),
+    # The Adafactor family (spec/adafactor.md, spec/came.md).
+    M("adafactor_no_rms_clip", factored_moments.make_second_moment_kernel,
+      (("torch.clamp(rms(u) / clip, min=1.0)", "1.0"),), "Adafactor", only=True),
+    M("adafactor_row_factor_not_normalised", factored_moments.inverse_sqrt_factors,
+      (("(R / R.mean(-1, keepdim=True)).rsqrt()", "R.rsqrt()"),), "Adafactor", only=True),
+    M("adafactor_decay_rate_off_by_one_step", adafactor.Adafactor._update,
+      (("beta2 = 1.0 - t ** group", "beta2 = 1.0 - (t + 1) ** group"),), "Adafactor", only=True),
+    M("adafactor_decay_with_lr_not_lr_t", adafactor.make_adafactor_math,
+      (("return U, (m_new, v_new), lr_t", "return U, (m_new, v_new), None"),), "Adafactor", only=True),
+    M("came_residual_with_old_moment", came.make_residual_kernel,
+      (("diff = u_hat - m_new", "diff = u_hat - storage.decode(fmt, m, G.numel(), s.dtype, G.shape)"),), "CAME",
+      only=True),
+    M("came_betas_2_3_swapped", came.CAME._update,
+      (("beta1, beta2, beta3 = group[\"betas\"]", "beta1, beta3, beta2 = group[\"betas\"]"),), "CAME", only=True),
 )
 
 
