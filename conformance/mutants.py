@@ -61,7 +61,7 @@ MUTANTS = (
       (("return beta2, 1 - beta2**t", "return beta2, 1 - beta2 ** (t + 1)"),)),
     M("eps_inside_sqrt", adam_math.make_adam_math, (("D = D + eps", "D = (D * D + eps).sqrt()"),)),
     M("weight_decay_not_decoupled", step.make_step_kernel,
-      (("math(G, _decoded", "math(G + s[0] / s[1] * P, _decoded"),
+      (("math(G, decoded, s[1:], noise) if aux", "math(G + s[0] / s[1] * P, decoded, s[1:], noise) if aux"),
        ("decay=decay, cautious=cautious_wd", "decay=False, cautious=cautious_wd"))),
     M("sr_wrong_mask", rounding.stochastic_round_bf16, (("& _HIGH_HALF", "& -131072"),)),
     # The counter-based streams (spec/counter_rng.py): keys and in-kernel draws.
