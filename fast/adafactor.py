@@ -149,12 +149,13 @@ class Adafactor(FactoredFamily):
 
     def _update(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict) -> None:
         t = state.get("step", 0) + 1
-        self.init_state(p, state, self.formats(p, group), group)
+        formats = self.formats(p, group)
+        self.init_state(p, state, formats, group)
         beta2 = 1.0 - t ** group["decay_rate"]
         eps1, eps2 = group["eps"]
         aux = None
         if p.numel():
-            aux = self.second_moment(p, grad, group, state, (beta2, 1.0 - beta2, eps1, group["clip_threshold"],
+            aux = self.second_moment(p, grad, group, state, formats, (beta2, 1.0 - beta2, eps1, group["clip_threshold"],
                                                              relative_step_size(group, t), eps2))
         beta1 = group["beta1"] if group["beta1"] is not None else 0.0
         scalars = self.scalars(p, group["weight_decay"], (beta1, 1.0 - beta1, beta2, 1.0 - beta2, eps1))

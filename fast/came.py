@@ -154,7 +154,7 @@ class CAME(FactoredFamily):
         fac = factored(p.dim())
         aux = None
         if p.numel():
-            row, col, scale, _ = self.second_moment(p, grad, group, state, (beta2, 1.0 - beta2, eps1,
+            row, col, scale, _ = self.second_moment(p, grad, group, state, formats, (beta2, 1.0 - beta2, eps1,
                                                                              group["clip_threshold"], 1.0, 0.0))
             aux = (scale,)
             if fac:

@@ -12,12 +12,8 @@ from fast import storage
 from fast.factored_moments import batch_shape, make_second_moment_kernel
 from fast.optimizer import DTYPE_NAMES, FastOptimizer
 from fast.write import compute_dtype
-from spec.hparams.adafactor import factored, storage_view
+from spec.hparams.adafactor import factor_shapes, factored, storage_view
 from spec.storage_layout import Format, resolve
-
-
-def factor_shapes(shape: torch.Size) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    return tuple(shape[:-1]), tuple(shape[:-2]) + tuple(shape[-1:])
 
 
 class FactoredFamily(FastOptimizer):
@@ -64,12 +60,11 @@ class FactoredFamily(FastOptimizer):
         return batch_shape(p.shape) if factored(p.dim()) else None
 
     def second_moment(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict,
-                      values: tuple[float, ...]) -> tuple[torch.Tensor | None, ...]:
+                      formats: tuple[Format | None, ...], values: tuple[float, ...]) -> tuple[torch.Tensor | None, ...]:
         """Run the second-moment kernel (factored: the factors are updated in place) and store
         RMS(p) if kept; returns (row, col, scale, lr_t) for the step kernel. ``values`` are the
         kernel's scalars after the first: beta2, 1 - beta2, eps1, clip_threshold, rho, eps2."""
         scaled = self.keeps_rms(group)
-        formats = self.formats(p, group)
         fac = factored(p.dim())
         shape = batch_shape(p.shape) if fac else storage.working_shape(p.numel(), formats)
         slot = [s.name for s in self.SLOTS].index(self.SECOND_MOMENT_SLOTS[0])

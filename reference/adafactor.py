@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from reference.factored_moments import clip_rms, estimate, factor_shapes, factor_update, rms
+from reference.factored_moments import clip_rms, estimate, factor_update, rms
 from reference.optimizer import ReferenceOptimizer
 from reference.storage import StateStore
-from spec.hparams.adafactor import ALL, CONSTRAINTS, SLOTS, factored, kept_slots, storage_view
+from spec.hparams.adafactor import ALL, CONSTRAINTS, SLOTS, factor_shapes, factored, kept_slots, storage_view
 from spec.storage_layout import Format, resolve
 
 

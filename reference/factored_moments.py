@@ -27,7 +27,3 @@ def clip_rms(u: np.ndarray, threshold: float) -> np.ndarray:
     """``u / max(1, RMS(u) / threshold)``."""
     return u / max(1.0, rms(u) / threshold)
 
-
-def factor_shapes(shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """The row and column factors' shapes: shape[:-1] and shape[:-2] + shape[-1:]."""
-    return shape[:-1], shape[:-2] + shape[-1:]

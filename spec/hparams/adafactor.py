@@ -68,7 +68,6 @@ ALL = {**GROUP, **RUNTIME}
 EXP_AVG = Slot("exp_avg", signed=True, second_moment=False)  # only with beta1
 EXP_AVG_SQ = Slot("exp_avg_sq", signed=False, second_moment=True)  # only for 0-d and 1-D tensors
 SLOTS = (EXP_AVG, EXP_AVG_SQ)
-FACTORED_STATE = ("exp_avg_sq_row", "exp_avg_sq_col")  # fp32, shapes shape[:-1] and shape[:-2] + shape[-1:]
 
 
 def kept_slots(h) -> tuple[Slot, ...]:
@@ -78,6 +77,13 @@ def kept_slots(h) -> tuple[Slot, ...]:
 def factored(ndim: int) -> bool:
     """Adafactor factors the second moment of every tensor with two or more dims."""
     return ndim >= 2
+
+
+def factor_shapes(shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The row and column factors' shapes (states ``<name>_row``, ``<name>_col``): shape[:-1] and
+    shape[:-2] + shape[-1:]."""
+    shape = tuple(shape)
+    return shape[:-1], shape[:-2] + shape[-1:]
 
 
 def storage_view(h) -> dict:
