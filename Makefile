@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.advopt-installed
 
-.PHONY: venv bench-deps test demo demo-docs bench bench-family bench-features bench-quality bench-codes docs lint conformance clean
+.PHONY: venv bench-deps test test-full demo demo-docs bench bench-family bench-features bench-quality bench-codes docs lint conformance clean
 
 venv: $(STAMP)
 
@@ -34,6 +34,12 @@ conformance: venv
 test: venv
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+	$(MAKE) docs
+
+# Every combination, the compiled ones included (the default run checks a seeded sample of those).
+test-full: venv
+	$(PY) -m ruff check .
+	ADVOPT_FULL=1 $(PY) -m pytest
 	$(MAKE) docs
 
 docs: venv

@@ -10,6 +10,7 @@ import torch
 from conformance.compare import assert_close
 from conformance.harness import build, run_drift, run_per_step, step_both
 from conformance.registry import ENTRIES
+from conformance.sampling import sample
 
 CASES = [(e, s, d) for e in ENTRIES.values() for s in e.samples for d in e.dtypes]
 
@@ -27,7 +28,9 @@ def test_drift_without_resync(entry, sample):
     run_drift(entry, sample, steps=25)
 
 
-COMPILED = [(e, s, d) for e in ENTRIES.values() for s in e.compiled_samples for d in e.compiled_dtypes]
+# Compilation dominates these: the default run checks a seeded sample (conformance/sampling.py).
+COMPILED = sample([(e, s, d) for e in ENTRIES.values() for s in e.compiled_samples for d in e.compiled_dtypes],
+                  6, "per_step_compiled")
 
 
 @pytest.mark.compiled
@@ -38,7 +41,8 @@ def test_per_step_compiled(entry, sample, dtype, device):
 
 # The compiled storage kernels: each format once, with bf16 parameters (stochastic write and
 # stochastic states in one graph); compilation dominates the cost, so one sample each.
-COMPILED_STORAGE = [(e, s) for e in ENTRIES.values() for s in e.compiled_storage if s in e.storage]
+COMPILED_STORAGE = sample([(e, s) for e in ENTRIES.values() for s in e.compiled_storage if s in e.storage],
+                          2, "storage_compiled")
 
 
 @pytest.mark.compiled
@@ -49,7 +53,8 @@ def test_storage_compiled(entry, storage, device):
 
 @pytest.mark.compiled
 # AdamW: the step kernels every optimizer shares; Prodigy: its statistics kernel besides.
-@pytest.mark.parametrize("entry", [ENTRIES["AdamW"], ENTRIES["Prodigy"]], ids=lambda e: e.name)
+@pytest.mark.parametrize("entry", sample([ENTRIES["AdamW"], ENTRIES["Prodigy"]], 1, "compiled_equals_eager"),
+                         ids=lambda e: e.name)
 def test_compiled_equals_eager(entry):
     """The compiled kernel and the same function run eagerly agree to a few ulps."""
     runs = {}

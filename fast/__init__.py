@@ -4,6 +4,7 @@ from fast.adafactor import Adafactor
 from fast.adafactor_schedule import AdafactorSchedule
 from fast.adamw import AdamW
 from fast.adopt import Adopt
+from fast.automagic import Automagic, AutomagicCAME
 from fast.came import CAME
 from fast.lion import Lion
 from fast.prodigy import Prodigy
@@ -11,5 +12,17 @@ from fast.prodigy_lion import ProdigyLion
 from fast.signsgd import SignSGD
 from fast.simplified_ademamix import SimplifiedAdEMAMix
 
-__all__ = ["CAME", "Adafactor", "AdafactorSchedule", "AdamW", "Adopt", "Lion", "Prodigy", "ProdigyLion", "SignSGD",
-           "SimplifiedAdEMAMix"]
+__all__ = [
+    "CAME",
+    "Adafactor",
+    "AdafactorSchedule",
+    "AdamW",
+    "Adopt",
+    "Automagic",
+    "AutomagicCAME",
+    "Lion",
+    "Prodigy",
+    "ProdigyLion",
+    "SignSGD",
+    "SimplifiedAdEMAMix",
+]

@@ -21,7 +21,7 @@ from spec.storage_layout import STATE_FORMAT_VERSION, Format, Slot, resolve
 LEGACY_RNG_KEY = "rng"
 # Changing any of these changes which tensors a state holds, so a state_dict saved under
 # one value cannot be loaded under another.
-STORAGE_KEYS = ("state_precision", "factored_2nd", "vector_reshape")
+STORAGE_KEYS = ("state_precision", "factored_2nd", "vector_reshape", "mask_precision")
 DTYPE_NAMES = {v: k for k, v in storage.DTYPES.items()}
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from fast import codes
+from fast import codes, mask_code
 from fast.rounding import stochastic_round_bf16
 from spec.storage_layout import (
     BLOCKWISE,
@@ -36,6 +36,8 @@ def allocate(fmt: Format, p: torch.Tensor) -> tuple[torch.Tensor, ...]:
     dev = p.device
     if fmt.kind == "bits":
         return (torch.zeros(packed_width(p.numel()), dtype=torch.uint8, device=dev),)
+    if fmt.kind == "mask8":
+        return (torch.zeros(p.numel(), dtype=torch.uint8, device=dev),)
     if fmt.kind == "factored":
         d1, d2 = factor_shape(p.numel())
         sign = (torch.zeros(d1, packed_width(d2), dtype=torch.uint8, device=dev),) if fmt.signed else ()
@@ -87,6 +89,8 @@ def kernel_views(fmt: Format, tensors: list[torch.Tensor], shape: tuple[int, ...
             n *= d
         padded = _bit_table(tensors[0].device)[tensors[0].long()].view(-1)  # 8 bytes of 0/1 per byte
         return (padded[:n].view(shape), tensors[0], padded)
+    if fmt.kind == "mask8":  # the codes and the levels' table
+        return (tensors[0].view(shape), mask_code.table(fmt.bounds, tensors[0].device))
     if fmt.kind in BLOCKWISE:
         if not block_rows(shape, fmt):
             return (tensors[0].view(-1), tensors[1])
@@ -105,7 +109,7 @@ def block_rows(shape: tuple[int, ...], fmt: Format) -> bool:
 
 
 def needs_bits(fmt: Format) -> bool:
-    return fmt.kind in QUANTIZED or (fmt.kind == "dense" and fmt.stochastic)
+    return fmt.kind in (*QUANTIZED, "mask8") or (fmt.kind == "dense" and fmt.stochastic)
 
 
 # -- inside the kernels ----------------------------------------------------------------------
@@ -191,6 +195,8 @@ def decode(fmt: Format, t: Stored, n: int, cdt: torch.dtype, shape: tuple[int, .
     """The state's ``n`` values in the compute dtype, in the working ``shape``."""
     if fmt.kind == "bits":
         return t[0].to(cdt)
+    if fmt.kind == "mask8":
+        return mask_code.decode_mask(t[0], t[1]).to(cdt)
     if fmt.kind == "factored":
         row, col = t[0].to(cdt), t[1].to(cdt)
         if len(shape) == 3:
@@ -214,6 +220,9 @@ def encode(fmt: Format, x: torch.Tensor, t: Stored, bits: torch.Tensor | None) -
         return
     if fmt.kind == "bits":  # packed by finish
         t[0].copy_((x > 0.5).to(torch.uint8))
+        return
+    if fmt.kind == "mask8":
+        t[0].copy_(mask_code.encode_mask(x, t[1], bits))
         return
     if fmt.kind in QUANTIZED:
         r = torch.full_like(x, NEAREST_DRAW, dtype=torch.int32) if bits is None else bits

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from reference import codes
+from reference.mask_code import decode_mask, encode_mask
 from reference.rounding import round_bf16_nearest, stochastic_round_bf16
 from spec.storage_layout import NORM_FLOOR, QUANTIZED, SR_BITS, Format, factor_shape, n_blocks, packed_width
 
@@ -69,7 +70,8 @@ class StateStore:
     """The states of one parameter: ``load(name)`` decodes, ``save(name, value)`` encodes.
 
     A "bits" state (freeze-on-flip's ``prev_sign``) loads as 1.0/0.0 in the parameter's shape
-    and saves ``value > 0.5``, packed one bit per element.
+    and saves ``value > 0.5``, packed one bit per element; a "mask8" state (Automagic's mask)
+    is one code per element (reference.mask_code).
 
     ``draw(purpose, n)`` supplies the 16-bit random integers of stochastic formats; the
     purpose is the state's name.
@@ -84,6 +86,8 @@ class StateStore:
         for name, fmt in self.formats.items():
             if fmt.kind == "bits":
                 self.state[name] = np.zeros(packed_width(self.numel), dtype=np.uint8)
+            elif fmt.kind == "mask8":
+                self.state[name] = np.zeros(self.numel, dtype=np.uint8)
             elif fmt.kind == "factored":
                 d1, d2 = factor_shape(self.numel)
                 self.state[f"{name}_row"] = np.zeros(d1)
@@ -102,6 +106,8 @@ class StateStore:
         fmt, st = self.formats[name], self.state
         if fmt.kind == "bits":
             return unpack_bits(st[name], self.numel).astype(np.float64).reshape(self.shape)
+        if fmt.kind == "mask8":
+            return decode_mask(st[name], fmt.bounds).reshape(self.shape)
         if fmt.kind == "factored":
             M = reconstruct(st[f"{name}_row"], st[f"{name}_col"])
             if fmt.signed:
@@ -119,6 +125,8 @@ class StateStore:
         value = np.asarray(value, dtype=np.float64)
         if fmt.kind == "bits":
             st[name] = pack_bits(value.reshape(-1) > 0.5)
+        elif fmt.kind == "mask8":
+            st[name] = encode_mask(value.reshape(-1), fmt.bounds, self.draw(name, self.numel))
         elif fmt.kind == "factored":
             M = value.reshape(factor_shape(self.numel))
             st[f"{name}_row"], st[f"{name}_col"] = factorize(np.abs(M))

@@ -6,7 +6,9 @@ decisions that pick a format for one state of one parameter.
 
 from __future__ import annotations
 
+import functools
 import math
+import struct
 from dataclasses import dataclass
 
 NORM_FLOOR = 1e-12  # the normalised factor is divided by max(sum, NORM_FLOOR)
@@ -96,14 +98,16 @@ class Format:
     flattened order, ``numpy.packbits(bitorder="little")``), "dense" (``dtype``: float64,
     float32, bfloat16 or float16; ``stochastic``: bf16 written with stochastic rounding), "int8"
     / "int4" (blockwise minifloat codes, ``CODES``, one per byte or two per byte, and fp32
-    scales) or
-    "factored" (fp32 row and column factors, plus packed signs when ``signed``).
+    scales),
+    "factored" (fp32 row and column factors, plus packed signs when ``signed``) or "mask8" (one
+    byte per element, an index into ``mask_levels(*bounds)``, written with stochastic rounding).
     """
 
     kind: str
     signed: bool
     dtype: str = "float32"
     stochastic: bool = False
+    bounds: tuple[float, float] | None = None  # "mask8": the levels' (low, high)
 
     def keys(self, name: str) -> tuple[str, ...]:
         """The state-dict keys this format stores for a state called ``name``."""
@@ -118,6 +122,8 @@ class Format:
             return f"{self.dtype}{' SR' if self.stochastic else ''}"
         if self.kind == "bits":
             return "packed bits"
+        if self.kind == "mask8":
+            return "8-bit log-spaced levels SR"
         return f"{self.kind} {'signed' if self.signed else 'non-negative'}"
 
     @property
@@ -127,6 +133,37 @@ class Format:
     @property
     def block(self) -> int:
         return FP16_BLOCK if self.kind == "fp16" else self.code.block
+
+
+MASK_LEVELS = 256  # the learning-rate mask's 8-bit code: levels 0 .. 255
+
+
+def _fp32(x: float) -> float:
+    return struct.unpack("f", struct.pack("f", x))[0]
+
+
+def _fp32_step(x: float, up: bool) -> float:
+    """The next float32 after the float32 ``x`` (towards +inf if ``up``), for positive ``x``."""
+    bits = struct.unpack("I", struct.pack("f", x))[0]
+    return struct.unpack("f", struct.pack("I", bits + (1 if up else -1)))[0]
+
+
+@functools.lru_cache(maxsize=64)
+def mask_levels(low: float, high: float) -> tuple[float, ...]:
+    """The 256 levels of the 8-bit mask code for bounds ``0 < low <= high`` (spec/automagic.md):
+    ``l_k = fl32(low (high / low)^(k / 255))``, the ends exactly ``fl32(low)`` and ``fl32(high)``,
+    and each level moved by one float32 step towards the inside where rounding took it outside
+    [low, high], so that every decoded value lies in the bounds. Non-decreasing in k."""
+    ratio = high / low
+    levels = []
+    for k in range(MASK_LEVELS):
+        x = _fp32(low if k == 0 else high if k == MASK_LEVELS - 1 else low * ratio ** (k / (MASK_LEVELS - 1)))
+        if x < low:
+            x = _fp32_step(x, up=True)
+        if x > high:
+            x = _fp32_step(x, up=False)
+        levels.append(x)
+    return tuple(levels)
 
 
 def factor_shape(numel: int) -> tuple[int, int]:

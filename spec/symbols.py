@@ -55,3 +55,11 @@ C_res = sp.Symbol(r"C^{\mathrm{res}}_{j,t-1}", nonnegative=True)
 res_row_mean = sp.Symbol(r"\overline{r}_{i\cdot}", nonnegative=True)
 res_col_mean = sp.Symbol(r"\overline{r}_{\cdot j}", nonnegative=True)
 R_res_mean = sp.Symbol(r"\overline{R^{\mathrm{res}}}_t", positive=True)
+
+# Automagic's learning-rate mask
+L = sp.Symbol("L_{t-1}", positive=True)  # the mask element before the step (decoded)
+lr0 = sp.Symbol(r"\eta_0", positive=True)  # lr: the mask's starting value (L_0)
+lr_min = sp.Symbol(r"\eta_{\min}", positive=True)
+lr_max = sp.Symbol(r"\eta_{\max}", positive=True)
+lr_bump = sp.Symbol(r"\delta", nonnegative=True)
+polarity = sp.Symbol("q_{t-1}", nonnegative=True)  # the last gradient's polarity [g > 0], 0 or 1
