@@ -5,9 +5,10 @@ identical values), so each check measures one step's error. Drift mode never re-
 Every random draw (stochastic rounding of parameters and states, the codes of 8-bit and
 4-bit states, the stochastic sign) comes from the counter-based generator, which fast computes
 in its kernels and the reference in NumPy, so rounded values are compared bit for bit.
-States are compared in their stored form: dense values, 8-bit and 4-bit codes (as signed level
-indices) and scales, factors, unpacked sign bits and freeze-on-flip bits, and Kourkoutas-beta's host
-scalars, each with its own tolerance id, chosen through the run's tolerance classes
+States are compared in their stored form: dense values, 8-bit and 4-bit codes and the
+learning-rate mask's codes (as signed level indices) and scales, factors, unpacked sign bits
+and freeze-on-flip bits, and Kourkoutas-beta's host scalars, each with its own tolerance id,
+chosen through the run's tolerance classes
 (conformance/features.py). ``build`` takes the registry's samples and inputs or any
 hyperparameters and parameter layout (the generated designs and random runs).
 """
@@ -117,6 +118,8 @@ def state_tolerance(pair: Pair, fmt: Format, part: str) -> tuple[str, str | None
         return ("sign", None) if part == "sign" else ("factor", None)
     if fmt.kind in QUANTIZED:
         return ("int8.code", "int8.one_code") if part == "value" else ("fp32.state", None)
+    if fmt.kind == "mask8":
+        return ("int8.code", "int8.one_code")
     if fmt.kind == "fp16":
         return DENSE_STATE_TOL["float16"] if part == "value" else ("fp32.state", None)
     if fmt.dtype == "float32" and pair.dtype == "float64":
@@ -139,7 +142,7 @@ def _compare_state(pair: Pair, i: int, key: str, actual: torch.Tensor, expected:
         expected = np.unpackbits(expected, count=n, bitorder="little").astype(np.float64)
         assert_close(actual, expected, pair.tid("prev_sign"), where)
         return
-    if fmt.kind in QUANTIZED and part == "value":
+    if fmt.kind in (*QUANTIZED, "mask8") and part == "value":
         if tuple(actual.shape) != expected.shape or actual.dtype != torch.uint8:
             raise AssertionError(f"{where}: codes {actual.dtype} {tuple(actual.shape)}, "
                                  f"expected uint8 {expected.shape}")
@@ -163,7 +166,7 @@ def _compare_state(pair: Pair, i: int, key: str, actual: torch.Tensor, expected:
 def code_index(fmt: Format, stored: np.ndarray, n: int) -> np.ndarray:
     """The stored codes as signed level indices (float64): one level apart means 1 apart, also
     across zero, where sign-magnitude bytes jump."""
-    c = (stored if fmt.kind == "int8" else unpack_nibbles(stored, n)).astype(np.int64)
+    c = (stored if fmt.kind in ("int8", "mask8") else unpack_nibbles(stored, n)).astype(np.int64)
     if fmt.signed:
         mags = fmt.code.magnitudes
         c = np.where(c >= mags, -(c - mags), c)

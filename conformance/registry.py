@@ -17,6 +17,7 @@ from conformance.tolerances import TOLERANCES
 from spec.hparams import adafactor as adafactor_hparams
 from spec.hparams import adamw as adamw_hparams
 from spec.hparams import adopt as adopt_hparams
+from spec.hparams import automagic as automagic_hparams
 from spec.hparams import came as came_hparams
 from spec.hparams import lion as lion_hparams
 from spec.hparams import prodigy as prodigy_hparams
@@ -330,12 +331,57 @@ CAME = Entry(
 )
 
 
+# The mask's samples use rates near 1e-3 so that a step moves fp32 parameters by many ulps.
+AUTOMAGIC = Entry(
+    name="Automagic",
+    fast=fast.Automagic,
+    reference=reference.Automagic,
+    hyperparameters=automagic_hparams.ALL,
+    constraints=automagic_hparams.CONSTRAINTS,
+    samples={
+        "default": {},
+        "mask_wd_clip": {"lr": 1e-3, "min_lr": 1e-4, "max_lr": 1e-2, "lr_bump": 5e-4, "weight_decay": 0.1,
+                         "clip_threshold": 0.5},
+        "exact_mask": {"lr": 2e-3, "min_lr": 5e-4, "max_lr": 5e-3, "lr_bump": 1e-3, "mask_precision": "fp32",
+                       "beta2": 0.9, "eps": (1e-20, 1e-2), "stochastic_rounding": False, "seed": 4},
+    },
+    group1={"lr": 3e-3, "min_lr": 1e-3, "max_lr": 2e-2, "lr_bump": 2e-4, "weight_decay": 0.2},
+    compiled_samples=("mask_wd_clip",),
+    compiled_storage=(),  # as Adafactor's
+    storage=FAMILY_STORAGE,
+    storage_samples=("mask_wd_clip",),
+)
+
+AUTOMAGIC_CAME = Entry(
+    name="AutomagicCAME",
+    fast=fast.AutomagicCAME,
+    reference=reference.AutomagicCAME,
+    hyperparameters=automagic_hparams.CAME_ALL,
+    constraints=automagic_hparams.CONSTRAINTS,
+    samples={
+        "default": {},
+        "mask_betas_wd": {"lr": 1e-3, "min_lr": 1e-4, "max_lr": 1e-2, "lr_bump": 5e-4, "weight_decay": 0.1,
+                          "betas": (0.8, 0.95, 0.99), "eps": (1e-20, 1e-10)},
+        "exact_mask_clip": {"lr": 2e-3, "min_lr": 5e-4, "max_lr": 5e-3, "lr_bump": 1e-3, "mask_precision": "fp32",
+                            "clip_threshold": 0.4, "stochastic_rounding": False, "seed": 6},
+    },
+    group1={"lr": 3e-3, "min_lr": 1e-3, "max_lr": 2e-2, "lr_bump": 2e-4, "weight_decay": 0.2,
+            "betas": (0.7, 0.9, 0.999)},
+    compiled_samples=("mask_betas_wd",),
+    compiled_storage=(),
+    storage=FAMILY_STORAGE,
+    storage_samples=("mask_betas_wd",),
+)
+
+
 def with_features(entry: Entry) -> Entry:
     """``entry`` plus one generated sample per direction feature it takes (conformance/features.py):
     each runs in every check that iterates the samples (every dtype, factored states)."""
     return replace(entry, samples={**entry.samples, **feature_samples(entry)})
 
 
-ALL_ENTRIES = (ADAMW, ADOPT, PRODIGY, LION, PRODIGY_LION, SIGNSGD, SIMPLIFIED_ADEMAMIX, ADAFACTOR, CAME)
+ALL_ENTRIES = (ADAMW, ADOPT, PRODIGY, LION, PRODIGY_LION, SIGNSGD, SIMPLIFIED_ADEMAMIX, ADAFACTOR, CAME, AUTOMAGIC,
+               AUTOMAGIC_CAME)
 ENTRIES = {e.name: with_features(e) for e in ALL_ENTRIES}
-ADAMW, ADOPT, PRODIGY, LION, PRODIGY_LION, SIGNSGD, SIMPLIFIED_ADEMAMIX, ADAFACTOR, CAME = ENTRIES.values()
+(ADAMW, ADOPT, PRODIGY, LION, PRODIGY_LION, SIGNSGD, SIMPLIFIED_ADEMAMIX, ADAFACTOR, CAME, AUTOMAGIC,
+ AUTOMAGIC_CAME) = ENTRIES.values()

@@ -170,7 +170,7 @@ class Automagic(MaskFamily):
             row, col, scale, _ = self.second_moment(p, grad, group, state, formats,
                                                     (beta2, 1.0 - beta2, eps1, group["clip_threshold"], 1.0, 0.0))
             aux = (row, col, scale) if factored(p.dim()) else (scale,)
-        self.requantise(p, group, state)
+            self.requantise(group, state)
         scalars = self.scalars(p, group["weight_decay"], (*self.mask_scalars(group), beta2, 1.0 - beta2, eps1))
         self._run_step(p, grad, group, state, make_automagic_math, (factored(p.dim()), first), scalars, aux=aux,
                        shape=self.kernel_shape(p))
@@ -271,7 +271,7 @@ class AutomagicCAME(MaskFamily, CAME):
                 m_fmt = formats[[s.name for s in self.SLOTS].index("exp_avg")]
                 aux = (row, col, scale, *self.residual(p, grad, state, m_fmt, row, col, scale,
                                                        (beta1, 1.0 - beta1, beta3, 1.0 - beta3, eps2)))
-        self.requantise(p, group, state)
+            self.requantise(group, state)
         scalars = self.scalars(p, group["weight_decay"],
                                (*self.mask_scalars(group), beta1, 1.0 - beta1, beta2, 1.0 - beta2, eps1))
         self._run_step(p, grad, group, state, make_automagic_came_math, (fac, first), scalars, aux=aux,

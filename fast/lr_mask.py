@@ -37,12 +37,12 @@ class MaskFamily(FactoredFamily):
     def mask_scalars(self, group: dict[str, Any]) -> tuple[float, ...]:
         return (group["lr"], group["min_lr"], group["max_lr"], group["lr_bump"])
 
-    def requantise(self, p: torch.Tensor, group: dict[str, Any], state: dict) -> None:
+    def requantise(self, group: dict[str, Any], state: dict) -> None:
         """If the group's bounds changed since the 8-bit mask was written, re-code it once for the
         new bounds (clamped, to the nearer level); afterwards record the bounds in use."""
         new = mask_format(group).bounds
         old = state.get(BOUNDS_KEY)
-        if new is not None and old is not None and tuple(old) != new and p.numel():
+        if new is not None and old is not None and tuple(old) != new:
             codes = state["lr_mask"]
             L = decode_mask(codes, table(tuple(old), codes.device)).clamp(*new)
             codes.copy_(encode_mask(L, table(new, codes.device), torch.full_like(codes, NEAREST_DRAW,

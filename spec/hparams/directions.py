@@ -146,6 +146,8 @@ FEATURES_OF = {
     # elementwise step; it takes none of these (passing one raises TypeError naming it).
     "Adafactor": (),
     "CAME": (),
+    "Automagic": (),
+    "AutomagicCAME": (),
 }
 DIRECTION_FEATURES = ("orthograd", "cautious", "grams", "use_atan2", "kourkoutas_beta", "stochastic_sign",
                       "freeze_on_flip", "projected_adaptivity")
