@@ -18,6 +18,7 @@ from spec.hparams import adafactor as adafactor_hparams
 from spec.hparams import adamw as adamw_hparams
 from spec.hparams import adopt as adopt_hparams
 from spec.hparams import automagic as automagic_hparams
+from spec.hparams import automagic_came as automagic_came_hparams
 from spec.hparams import came as came_hparams
 from spec.hparams import lion as lion_hparams
 from spec.hparams import prodigy as prodigy_hparams
@@ -356,8 +357,8 @@ AUTOMAGIC_CAME = Entry(
     name="AutomagicCAME",
     fast=fast.AutomagicCAME,
     reference=reference.AutomagicCAME,
-    hyperparameters=automagic_hparams.CAME_ALL,
-    constraints=automagic_hparams.CONSTRAINTS,
+    hyperparameters=automagic_came_hparams.ALL,
+    constraints=automagic_came_hparams.CONSTRAINTS,
     samples={
         "default": {},
         "mask_betas_wd": {"lr": 1e-3, "min_lr": 1e-4, "max_lr": 1e-2, "lr_bump": 5e-4, "weight_decay": 0.1,

@@ -65,6 +65,8 @@ OPTIMIZERS: list[Optimizer] = [
     Optimizer("prodigy_lion", "spec.prodigy_lion", "spec.hparams.prodigy_lion", "ProdigyLion"),
     Optimizer("adafactor", "spec.adafactor", "spec.hparams.adafactor", "Adafactor"),
     Optimizer("came", "spec.came", "spec.hparams.came", "CAME"),
+    Optimizer("automagic", "spec.automagic", "spec.hparams.automagic", "Automagic"),
+    Optimizer("automagic_came", "spec.automagic_came", "spec.hparams.automagic_came", "AutomagicCAME"),
 ]
 
 # Pages about machinery every optimizer shares: their hyperparameter tables are slices of
@@ -126,6 +128,8 @@ def expand_markers(page: str, text: str, opt: Optimizer | None) -> str:
         if kind == "rule" and opt is not None:
             hp = importlib.import_module(opt.hparams)
             return render.render_rule(importlib.import_module(opt.rule), hp.ALL)
+        if kind == "mask" and opt is not None and hasattr(importlib.import_module(opt.rule), "MASK_CODE"):
+            return render.render_mask(importlib.import_module(opt.rule))
         if kind == "hyperparameters" and opt is not None:
             hp = importlib.import_module(opt.hparams)
             return render.render_hparams(hp.ALL, hp.CONSTRAINTS)

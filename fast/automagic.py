@@ -11,8 +11,9 @@ from fast.came import CAME
 from fast.factored_moments import times_factors
 from fast.lr_mask import MaskFamily, bumped
 from fast.optimizer import constructor_arguments
+from spec.hparams import automagic_came
 from spec.hparams.adafactor import factored
-from spec.hparams.automagic import CAME_FACTORS, CAME_GROUP, CAME_SLOTS, CONSTRAINTS, GROUP, RUNTIME, SLOTS
+from spec.hparams.automagic import CONSTRAINTS, GROUP, RUNTIME, SLOTS
 
 
 def make_automagic_math(factored: bool, first_step: bool):
@@ -230,25 +231,25 @@ class AutomagicCAME(MaskFamily, CAME):
         and freezes the mask after a warm-up. This one is exactly CAME's update times the mask.
     """
 
-    HYPERPARAMETERS = CAME_GROUP
+    HYPERPARAMETERS = automagic_came.GROUP
     RUNTIME = RUNTIME
     CONSTRAINTS = CONSTRAINTS
-    SLOTS = CAME_SLOTS
-    FACTORS = CAME_FACTORS
+    SLOTS = automagic_came.SLOTS
+    FACTORS = automagic_came.FACTORS
 
     def __init__(
         self,
         params: Iterable[Any],
-        lr: float = CAME_GROUP["lr"].default,
-        min_lr: float = CAME_GROUP["min_lr"].default,
-        max_lr: float = CAME_GROUP["max_lr"].default,
-        lr_bump: float = CAME_GROUP["lr_bump"].default,
-        eps: tuple[float, float] = CAME_GROUP["eps"].default,
-        clip_threshold: float = CAME_GROUP["clip_threshold"].default,
-        betas: tuple[float, float, float] = CAME_GROUP["betas"].default,
-        weight_decay: float = CAME_GROUP["weight_decay"].default,
-        mask_precision: str = CAME_GROUP["mask_precision"].default,
-        state_precision: str = CAME_GROUP["state_precision"].default,
+        lr: float = automagic_came.GROUP["lr"].default,
+        min_lr: float = automagic_came.GROUP["min_lr"].default,
+        max_lr: float = automagic_came.GROUP["max_lr"].default,
+        lr_bump: float = automagic_came.GROUP["lr_bump"].default,
+        eps: tuple[float, float] = automagic_came.GROUP["eps"].default,
+        clip_threshold: float = automagic_came.GROUP["clip_threshold"].default,
+        betas: tuple[float, float, float] = automagic_came.GROUP["betas"].default,
+        weight_decay: float = automagic_came.GROUP["weight_decay"].default,
+        mask_precision: str = automagic_came.GROUP["mask_precision"].default,
+        state_precision: str = automagic_came.GROUP["state_precision"].default,
         stochastic_rounding: bool = RUNTIME["stochastic_rounding"].default,
         seed: int = RUNTIME["seed"].default,
         compiled_optimizer: bool = RUNTIME["compiled_optimizer"].default,

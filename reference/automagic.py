@@ -13,15 +13,8 @@ from reference.came import came_direction
 from reference.factored_moments import clip_rms
 from reference.mask_code import NEAREST, decode_mask, encode_mask
 from reference.storage import StateStore
-from spec.hparams.automagic import (
-    ALL,
-    CAME_ALL,
-    CAME_FACTORS,
-    CAME_SLOTS,
-    CONSTRAINTS,
-    SLOTS,
-    mask_format,
-)
+from spec.hparams import automagic_came
+from spec.hparams.automagic import ALL, CONSTRAINTS, SLOTS, mask_format
 from spec.storage_layout import Format
 
 BOUNDS_KEY = "lr_mask_bounds"  # the (min_lr, max_lr) the 8-bit mask's codes were written with
@@ -120,10 +113,10 @@ class AutomagicCAME(_MaskFamily):
     ``exp_avg_sq`` for 0-d and 1-D tensors).
     """
 
-    HYPERPARAMETERS = CAME_ALL
+    HYPERPARAMETERS = automagic_came.ALL
     CONSTRAINTS = CONSTRAINTS
-    SLOTS = CAME_SLOTS
-    FACTORS = CAME_FACTORS
+    SLOTS = automagic_came.SLOTS
+    FACTORS = automagic_came.FACTORS
 
     def update(self, p: np.ndarray, g: np.ndarray, store: StateStore, hyper: Mapping[str, Any]) -> np.ndarray:
         store.state["step"] += 1

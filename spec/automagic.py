@@ -11,16 +11,14 @@ import sympy as sp
 
 from spec import symbols as s
 from spec.adafactor import clipped, second_moment
-from spec.ademamix import ema
-from spec.came import confidence
 from spec.codes import fl32
 from spec.hparams.automagic import ALL as HYPERPARAMETERS
-from spec.hparams.automagic import CAME_ALL, CONSTRAINTS
+from spec.hparams.automagic import CONSTRAINTS
 from spec.storage_layout import MASK_LEVELS, SR_BITS
 from spec.write import decayed
 
-__all__ = ["CAME_ALL", "CONSTRAINTS", "HYPERPARAMETERS", "MASK_CODE", "MASK_LEVEL", "STAGE_SYMBOLS",
-           "VARIANTS", "bumped_mask", "came_rule", "rule"]
+__all__ = ["CONSTRAINTS", "HYPERPARAMETERS", "MASK_CODE", "MASK_LEVEL", "STAGE_SYMBOLS", "VARIANTS", "bumped_mask",
+           "rule", "stager", "write"]
 
 STAGE_SYMBOLS = {
     "R": "R_{i,t}", "C": "C_{j,t}", "v": "v_t", "u": "u_t", "u_hat": r"\hat{u}_t", "m": "m_t",
@@ -55,7 +53,7 @@ def bumped_mask(stage, q: sp.Expr, *, first_step: bool) -> sp.Expr:
     return stage("L", sp.Min(sp.Max(moved, s.lr_min), s.lr_max))
 
 
-def _stager(staged: bool):
+def stager(staged: bool):
     out: dict[str, sp.Expr] = {}
 
     def stage(key: str, expr: sp.Expr) -> sp.Expr:
@@ -65,34 +63,18 @@ def _stager(staged: bool):
     return out, stage
 
 
-def _write(stage, L: sp.Expr, U: sp.Expr) -> None:
+def write(stage, L: sp.Expr, U: sp.Expr) -> None:
     stage("p", decayed(s.p, U, cautious_wd=False, decay_rate=s.wd * L) - U)
 
 
 def rule(*, factored: bool = True, first_step: bool = False, staged: bool = False) -> dict[str, sp.Expr]:
     """One Automagic step for one element: the new factors R, C (or v), u, the clipped u_hat,
     the polarity q = [u_hat > 0], the mask L, U = L u_hat and p (weight decay lambda L p)."""
-    out, stage = _stager(staged)
+    out, stage = stager(staged)
     V = second_moment(stage, s.beta2, s.eps1, factored=factored)
     u = stage("u", s.g / sp.sqrt(V))
     u_hat = stage("u_hat", clipped(u))
     q = stage("q", sp.Piecewise((1, u_hat > 0), (0, True)))
     L = bumped_mask(stage, q, first_step=first_step)
-    _write(stage, L, stage("U", L * u_hat))
-    return out
-
-
-def came_rule(*, factored: bool = True, first_step: bool = False, staged: bool = False) -> dict[str, sp.Expr]:
-    """One AutomagicCAME step for one element: CAME's lines up to m and its confidence factor,
-    the polarity of the raw gradient q = [g > 0], the mask L and U = L m / sqrt(residual
-    estimate) (U = L m for 0-d and 1-D tensors)."""
-    out, stage = _stager(staged)
-    V = second_moment(stage, s.beta2, s.eps1, factored=factored)
-    u = stage("u", s.g / sp.sqrt(V))
-    u_hat = stage("u_hat", clipped(u))
-    m = stage("m", ema(s.m, u_hat, s.beta1))
-    direction = m * confidence(stage, u_hat, m) if factored else m
-    q = stage("q", sp.Piecewise((1, s.g > 0), (0, True)))
-    L = bumped_mask(stage, q, first_step=first_step)
-    _write(stage, L, stage("U", L * direction))
+    write(stage, L, stage("U", L * u_hat))
     return out

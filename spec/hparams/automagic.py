@@ -6,9 +6,7 @@ Both keep a per-element learning-rate mask (``lr_mask``) and the sign of the las
 code of spec.storage_layout.MaskCode (default) or fp32, the exact mode.
 """
 
-from spec.hparams.adafactor import CLIP_THRESHOLD, EXP_AVG, EXP_AVG_SQ, FAMILY_STATE_PRECISION
-from spec.hparams.came import BETAS as CAME_BETAS
-from spec.hparams.came import EPS as CAME_EPS
+from spec.hparams.adafactor import CLIP_THRESHOLD, EXP_AVG_SQ, FAMILY_STATE_PRECISION
 from spec.hparams.common import RUNTIME, WRITE
 from spec.hparams.core import Constraint, Hyperparameter, Kind
 from spec.storage_layout import Format, Slot
@@ -47,24 +45,16 @@ MASK_PRECISION = Hyperparameter(
     choices=("int8_sr", "fp32"),
 )
 
-_MASK = (LR, MIN_LR, MAX_LR, LR_BUMP)
+MASK = (LR, MIN_LR, MAX_LR, LR_BUMP)
 GROUP = {
     h.name: h
-    for h in (*_MASK, EPS, CLIP_THRESHOLD, BETA2, WRITE["weight_decay"], MASK_PRECISION, FAMILY_STATE_PRECISION)
+    for h in (*MASK, EPS, CLIP_THRESHOLD, BETA2, WRITE["weight_decay"], MASK_PRECISION, FAMILY_STATE_PRECISION)
 }
 ALL = {**GROUP, **RUNTIME}
-CAME_GROUP = {
-    h.name: h
-    for h in (*_MASK, CAME_EPS, CLIP_THRESHOLD, CAME_BETAS, WRITE["weight_decay"], MASK_PRECISION,
-              FAMILY_STATE_PRECISION)
-}
-CAME_ALL = {**CAME_GROUP, **RUNTIME}
 
 LR_MASK = Slot("lr_mask", signed=False, second_moment=False)
 LAST_POLARITY = Slot("last_polarity", signed=False, second_moment=False, bits=True)
 SLOTS = (LR_MASK, LAST_POLARITY, EXP_AVG_SQ)  # exp_avg_sq only for 0-d and 1-D tensors
-CAME_SLOTS = (LR_MASK, LAST_POLARITY, EXP_AVG, EXP_AVG_SQ)
-CAME_FACTORS = ("exp_avg_sq", "exp_avg_res")
 
 CONSTRAINTS = (
     Constraint(
