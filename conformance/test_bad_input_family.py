@@ -46,6 +46,34 @@ BAD = [
     ("SimplifiedAdEMAMix", {"min_beta1": 0.5}, ["min_beta1", "beta1_warmup"]),
     ("SimplifiedAdEMAMix", {"beta1_warmup": 0}, ["beta1_warmup"]),
     ("SimplifiedAdEMAMix", {"alpha_grad": -1.0}, ["alpha_grad"]),
+    ("Adafactor", {"lr": None, "relative_step": False}, ["lr=None", "relative_step=False"]),
+    ("Adafactor", {"lr": 1e-3}, ["lr=0.001", "relative_step=True"]),
+    ("Adafactor", {"lr": 1e-3, "relative_step": False, "warmup_init": True}, ["warmup_init", "relative_step"]),
+    ("Adafactor", {"clip_threshold": 0.0}, ["clip_threshold", "(0, inf)"]),
+    ("Adafactor", {"decay_rate": 0.5}, ["decay_rate", "(-inf, 0]"]),
+    ("Adafactor", {"beta1": 1.0}, ["beta1", "[0, 1)"]),
+    ("Adafactor", {"eps": (1e-30,)}, ["eps", "pair"]),
+    ("Adafactor", {"eps": (-1.0, 1e-3)}, ["eps", "[0, inf)"]),
+    ("Adafactor", {"weight_decay": -0.1}, ["weight_decay"]),
+    ("Adafactor", {"state_precision": "int2"}, ["state_precision", "'int2'"]),
+    ("CAME", {"betas": (0.9, 0.999)}, ["betas", "triple"]),
+    ("CAME", {"betas": (0.9, 0.999, 1.0)}, ["betas", "[0, 1)"]),
+    ("CAME", {"eps": (1e-30, -1.0)}, ["eps", "[0, inf)"]),
+    ("CAME", {"clip_threshold": -1.0}, ["clip_threshold", "(0, inf)"]),
+    ("CAME", {"lr": None}, ["lr", "None"]),
+    ("Automagic", {"lr": 2e-3}, ["min_lr", "lr=0.002", "max_lr=0.001"]),
+    ("Automagic", {"lr": 1e-8}, ["min_lr=1e-07", "lr=1e-08"]),
+    ("Automagic", {"lr": 0.0}, ["lr", "(0, inf)"]),
+    ("Automagic", {"min_lr": 0.0}, ["min_lr", "(0, inf)"]),  # ai-toolkit's absmax code decodes to 0: frozen
+    ("Automagic", {"min_lr": 1e-2, "max_lr": 1e-3}, ["min_lr=0.01", "max_lr=0.001"]),
+    ("Automagic", {"max_lr": float("inf")}, ["max_lr", "(0, inf)"]),
+    ("Automagic", {"lr_bump": -1e-6}, ["lr_bump", "[0, inf)"]),
+    ("Automagic", {"mask_precision": "int8"}, ["mask_precision", "'int8'", "'int8_sr'", "'fp32'"]),
+    ("Automagic", {"beta2": 1.0}, ["beta2", "[0, 1)"]),
+    ("Automagic", {"clip_threshold": 0.0}, ["clip_threshold"]),
+    ("AutomagicCAME", {"betas": (0.9, 0.999, 1.0)}, ["betas", "[0, 1)"]),
+    ("AutomagicCAME", {"mask_precision": "fp16"}, ["mask_precision", "'fp16'"]),
+    ("AutomagicCAME", {"lr": 5e-3, "max_lr": 1e-3}, ["lr=0.005", "max_lr=0.001"]),
 ]
 
 
@@ -69,6 +97,19 @@ def test_reference_rejects(case):
         ENTRIES[name].reference([np.zeros(2)], **kwargs)
     for word in words:
         assert word in str(info.value), (word, str(info.value))
+
+
+# ai-toolkit's keywords for features this library does not have are not silently ignored.
+UNKNOWN = [("Automagic", "do_paramiter_swapping"), ("Automagic", "orthograd"), ("AutomagicCAME", "cautious"),
+           ("Adafactor", "cautious"), ("CAME", "amsgrad")]
+
+
+@pytest.mark.parametrize(("name", "key"), UNKNOWN, ids=str)
+def test_unknown_keywords_are_errors(name, key):
+    with pytest.raises(TypeError, match=key):
+        ENTRIES[name].fast([torch.zeros(2, requires_grad=True)], **{key: True})
+    with pytest.raises(TypeError, match=key):
+        ENTRIES[name].reference([np.zeros(2)], **{key: True})
 
 
 SHARED = [("Prodigy", "d0", 1e-3), ("Prodigy", "betas", (0.5, 0.9)), ("Prodigy", "slice_p", 2),

@@ -153,14 +153,16 @@ def mask_levels(low: float, high: float) -> tuple[float, ...]:
     """The 256 levels of the 8-bit mask code for bounds ``0 < low <= high`` (spec/automagic.md):
     ``l_k = fl32(low (high / low)^(k / 255))``, the ends exactly ``fl32(low)`` and ``fl32(high)``,
     and each level moved by one float32 step towards the inside where rounding took it outside
-    [low, high], so that every decoded value lies in the bounds. Non-decreasing in k."""
+    [low, high], so that every decoded value lies in the bounds; where no float32 lies in
+    [low, high] (equal bounds that float32 cannot represent) every level is ``fl32(low)``, the
+    nearest value the kernels can hold. Non-decreasing in k."""
     ratio = high / low
     levels = []
     for k in range(MASK_LEVELS):
         x = _fp32(low if k == 0 else high if k == MASK_LEVELS - 1 else low * ratio ** (k / (MASK_LEVELS - 1)))
-        if x < low:
+        if x < low and _fp32_step(x, up=True) <= high:
             x = _fp32_step(x, up=True)
-        if x > high:
+        if x > high and _fp32_step(x, up=False) >= low:
             x = _fp32_step(x, up=False)
         levels.append(x)
     return tuple(levels)

@@ -6,6 +6,8 @@ Both keep a per-element learning-rate mask (``lr_mask``) and the sign of the las
 code of spec.storage_layout.MaskCode (default) or fp32, the exact mode.
 """
 
+import math
+
 from spec.hparams.adafactor import CLIP_THRESHOLD, EXP_AVG_SQ, FAMILY_STATE_PRECISION
 from spec.hparams.common import RUNTIME, WRITE
 from spec.hparams.core import Constraint, Hyperparameter, Kind
@@ -15,18 +17,20 @@ LR = Hyperparameter(
     "lr", r"\eta_0", 1e-6, Kind.FLOAT,
     "the starting value of every element of the learning-rate mask (the mask then moves by "
     "lr_bump; a scheduler's changes to lr have no effect after the first step)",
-    low=0.0, low_inclusive=False,
+    low=0.0, low_inclusive=False, high=math.inf, high_inclusive=False,
 )
 MIN_LR = Hyperparameter(
     "min_lr", r"\eta_{\min}", 1e-7, Kind.FLOAT, "the mask's lower bound", low=0.0, low_inclusive=False,
+    high=math.inf, high_inclusive=False,
 )
 MAX_LR = Hyperparameter(
     "max_lr", r"\eta_{\max}", 1e-3, Kind.FLOAT, "the mask's upper bound", low=0.0, low_inclusive=False,
+    high=math.inf, high_inclusive=False,
 )
 LR_BUMP = Hyperparameter(
     "lr_bump", r"\delta", 1e-6, Kind.FLOAT,
     "added to a mask element whose gradient sign agrees with the previous step's, subtracted otherwise",
-    low=0.0,
+    low=0.0, high=math.inf, high_inclusive=False,
 )
 EPS = Hyperparameter(
     "eps", r"(\epsilon_1, \epsilon_2)", (1e-30, 1e-3), Kind.BETAS,
