@@ -8,6 +8,7 @@ import fast
 from conformance import rounding_checks as rc
 from conformance import storage_checks as sc
 from conformance.harness import run_per_step
+from conformance.mask_checks import check_recode
 from conformance.mutants import MUTANTS, applied
 from conformance.registry import ENTRIES
 
@@ -31,6 +32,8 @@ def _suite_checks(first: str = "AdamW", only: bool = False):
                 yield lambda e=entry, s=sample, d=dtype: run_per_step(e, s, d, steps=4 if e.group_state else 3)
         for storage in entry.storage:
             yield lambda e=entry, st=storage: run_per_step(e, e.rich_sample(), "bfloat16", steps=3, storage=st)
+        if "min_lr" in entry.hyperparameters:  # the learning-rate mask: new bounds mid-run
+            yield lambda e=entry: check_recode(e)
 
 
 def test_suite_passes_unmutated():
@@ -63,5 +66,9 @@ def test_at_least_the_required_mutants_exist():
                 "cautious_not_renormalised", "orthograd_projects_on_gradient", "atan2_arguments_swapped",
                 "kourkoutas_spike_without_ema", "stochastic_sign_noise_in_zero_one", "grams_sign_of_momentum",
                 "freeze_on_flip_not_freezing", "freeze_on_flip_compares_with_gradient", "projected_decay_not_scaled",
-                "orthograd_iterative_without_column_pass"}
+                "orthograd_iterative_without_column_pass",
+                # Automagic's learning-rate mask (spec/automagic.md).
+                "automagic_bump_sign_flipped", "automagic_mask_not_clamped", "automagic_polarity_not_stored",
+                "automagic_weight_decay_not_scaled_by_mask", "automagic_first_step_not_from_lr",
+                "mask_code_rounds_to_nearest", "mask_not_recoded_on_new_bounds"}
     assert required <= {m.name for m in MUTANTS}
