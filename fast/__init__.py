@@ -1,5 +1,6 @@
 """Production PyTorch optimizers: fused, compiled steps; bf16 with stochastic rounding."""
 
+from fast.accumulate import accumulate_grads
 from fast.adafactor import Adafactor
 from fast.adafactor_schedule import AdafactorSchedule
 from fast.adamw import AdamW
@@ -25,4 +26,5 @@ __all__ = [
     "ProdigyLion",
     "SignSGD",
     "SimplifiedAdEMAMix",
+    "accumulate_grads",
 ]

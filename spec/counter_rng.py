@@ -37,11 +37,13 @@ MAX_STEP = 2 ** (32 - PURPOSE_BITS)  # keys stay injective in the step below thi
 DRAW_BITS = 16
 
 # Purposes: the parameter write, the stochastic sign, then each stored state by its index in
-# the optimizer's SLOTS (purpose 2 + j).
+# the optimizer's SLOTS (purpose 2 + j); the last one rounds fast.accumulate_grads' summed
+# gradients, so a gradient accumulator and an optimizer sharing a seed never share draws.
 PARAM_PURPOSE = 0
 SIGN_PURPOSE = 1
 FIRST_STATE_PURPOSE = 2
 MAX_PURPOSES = 2**PURPOSE_BITS
+GRAD_SUM_PURPOSE = MAX_PURPOSES - 1
 
 
 def mix(h: int) -> int:
@@ -72,8 +74,8 @@ def seed_words(seed: int) -> tuple[int, int]:
 def state_purpose(slot_index: int) -> int:
     """The purpose of the stored state at ``slot_index`` of the optimizer's SLOTS."""
     purpose = FIRST_STATE_PURPOSE + slot_index
-    if purpose >= MAX_PURPOSES:
-        raise ValueError(f"slot index {slot_index}: at most {MAX_PURPOSES - FIRST_STATE_PURPOSE} stored states")
+    if purpose >= GRAD_SUM_PURPOSE:
+        raise ValueError(f"slot index {slot_index}: at most {GRAD_SUM_PURPOSE - FIRST_STATE_PURPOSE} stored states")
     return purpose
 
 
