@@ -26,7 +26,7 @@ from tasks import DigitsTask
 from tqdm import tqdm
 
 import fast
-from fast.mask_code import decode_mask, table
+from fast.mask_code import decode_mask, params
 
 MODES = ("fp32", "int8_sr", "absmax-int8")
 # ai-toolkit's defaults except lr, raised from 1e-6 so that the 1,000 steps train the classifier
@@ -47,7 +47,7 @@ def decoded_masks(opt: fast.Automagic) -> torch.Tensor:
             st = opt.state[p]
             mask = st["lr_mask"]
             if mask.dtype == torch.uint8:
-                mask = decode_mask(mask, table(st["lr_mask_bounds"], mask.device))
+                mask = decode_mask(mask, params(tuple(st["lr_mask_bounds"])))
             out.append(mask.reshape(-1).double())
     return torch.cat(out)
 

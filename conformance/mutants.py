@@ -270,11 +270,12 @@ MUTANTS = (
     M("automagic_came_mask_on_m_without_confidence", automagic.make_automagic_came_math,
       (("return L_new * direction,", "return L_new * m_new,"),), "AutomagicCAME", only=True),
     M("mask_code_rounds_to_nearest", mask_code.encode_mask,
-      (("up = r.to(torch.float32) < frac * float(2**SR_BITS)", "up = frac >= 0.5"),), "Automagic", only=True),
-    M("mask_levels_linear", mask_code.table,
-      (("t = _TABLES.get(key)", "t = None"),  # past the cache, and never into it
-       ("t = _TABLES[key] = torch.tensor(mask_levels(*bounds), dtype=torch.float32, device=device)",
-        "t = torch.linspace(bounds[0], bounds[1], 256, dtype=torch.float32, device=device)")), "Automagic", only=True),
+      (("up = r.to(torch.float32) < (x - lo) / (hi - lo) * float(2**SR_BITS)", "up = (x - lo) / (hi - lo) >= 0.5"),),
+      "Automagic", only=True),
+    M("mask_levels_half_spaced", mask_code.level, (("q = ((c << (23 - m)) + ONE)", "q = ((c << (22 - m)) + ONE)"),),
+      "Automagic", only=True),
+    M("mask_estimate_not_corrected_down", mask_code.encode_mask,
+      (("k = torch.where(x < level(k, code), (k - 1).clamp_min(0), k)", "pass"),), "Automagic", only=True),
     M("mask_not_recoded_on_new_bounds", lr_mask.MaskFamily.requantise,
       (("if new is not None and old is not None and tuple(old) != new:", "if False:"),), "Automagic", only=True),
 )

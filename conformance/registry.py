@@ -347,6 +347,9 @@ AUTOMAGIC = Entry(
                        "beta2": 0.9, "eps": (1e-20, 1e-2), "stochastic_rounding": False, "seed": 4},
     },
     group1={"lr": 3e-3, "min_lr": 1e-3, "max_lr": 2e-2, "lr_bump": 2e-4, "weight_decay": 0.2},
+    # Drift needs the exact mask: over 25 steps the 8-bit mask's stochastic code turns fp32 vs
+    # float64 rounding into a whole level now and then (its codes are compared every step).
+    drift_samples=("exact_mask",),
     compiled_samples=("mask_wd_clip",),
     compiled_storage=(),  # as Adafactor's
     storage=FAMILY_STORAGE,
@@ -368,6 +371,7 @@ AUTOMAGIC_CAME = Entry(
     },
     group1={"lr": 3e-3, "min_lr": 1e-3, "max_lr": 2e-2, "lr_bump": 2e-4, "weight_decay": 0.2,
             "betas": (0.7, 0.9, 0.999)},
+    drift_samples=("exact_mask_clip",),  # as Automagic's
     compiled_samples=("mask_betas_wd",),
     compiled_storage=(),
     storage=FAMILY_STORAGE,

@@ -12,6 +12,7 @@ import torch
 
 import fast
 from fast import mask_code
+from spec.storage_layout import mask_code as spec_mask_code
 from spec.storage_layout import mask_levels
 
 MASK_BYTES = 1.0 + 1 / 8  # the code and the polarity bit
@@ -98,16 +99,16 @@ def decoded(opt, p):
     st = opt.state[p]
     if st["lr_mask"].dtype == torch.float32:
         return st["lr_mask"].double()
-    return mask_code.decode_mask(st["lr_mask"], mask_code.table(tuple(st["lr_mask_bounds"]), p.device)).double()
+    return mask_code.decode_mask(st["lr_mask"], mask_code.params(tuple(st["lr_mask_bounds"]))).double()
 
 
 def test_bumps_below_the_codes_resolution_are_kept():
-    """lr_bump = 1/37 of a level step: rounding to the nearest level would never move the mask;
+    """lr_bump = 1/32 of a level step: rounding to the nearest level would never move the mask;
     the 8-bit mask's mean follows the exact one (each write is unbiased)."""
     lr, low, high, bump = 1e-4, 1e-7, 1e-3, 1e-7
     levels = np.asarray(mask_levels(low, high))
     k = int(np.searchsorted(levels, lr))
-    assert bump < (levels[k + 1] - levels[k]) / 30
+    assert bump < (levels[k + 1] - levels[k]) / 25
     ps = [torch.nn.Parameter(torch.zeros(20_000)) for _ in range(2)]
     coded, exact = (fast.Automagic([p], lr=lr, min_lr=low, max_lr=high, lr_bump=bump, mask_precision=m,
                                    compiled_optimizer=False) for p, m in zip(ps, ("int8_sr", "fp32")))
@@ -137,4 +138,4 @@ def test_decoded_mask_never_leaves_its_bounds():
         values = decoded(opt, p)
         assert float(values.min()) >= low and float(values.max()) <= high
         seen.update(torch.unique(opt.state[p]["lr_mask"]).tolist())
-    assert {0, 255} <= seen  # both ends reached: the clamp, not luck, kept it inside
+    assert {0, spec_mask_code(low, high).top} <= seen  # both ends reached: the clamp, not luck, kept it inside

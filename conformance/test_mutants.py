@@ -8,7 +8,7 @@ import fast
 from conformance import rounding_checks as rc
 from conformance import storage_checks as sc
 from conformance.harness import run_per_step
-from conformance.mask_checks import check_recode
+from conformance.mask_checks import check_code_exact, check_recode
 from conformance.mutants import MUTANTS, applied
 from conformance.registry import ENTRIES
 
@@ -32,7 +32,8 @@ def _suite_checks(first: str = "AdamW", only: bool = False):
                 yield lambda e=entry, s=sample, d=dtype: run_per_step(e, s, d, steps=4 if e.group_state else 3)
         for storage in entry.storage:
             yield lambda e=entry, st=storage: run_per_step(e, e.rich_sample(), "bfloat16", steps=3, storage=st)
-        if "min_lr" in entry.hyperparameters:  # the learning-rate mask: new bounds mid-run
+        if "min_lr" in entry.hyperparameters:  # the learning-rate mask: its code, new bounds mid-run
+            yield check_code_exact
             yield lambda e=entry: check_recode(e)
 
 

@@ -320,7 +320,7 @@ def render_mask(module: ModuleType) -> str:
     """The learning-rate mask's 8-bit code, printed from ``MASK_LEVEL`` and ``MASK_CODE``."""
     return "\n".join([
         f"Printed from `{module.__name__}` (`MASK_LEVEL`, `MASK_CODE`):\n",
-        display("l_k", module.MASK_LEVEL, r"k = 1, \dots, 254"),
+        display("l_k", module.MASK_LEVEL, r"k = 0, \dots, T"),
         display(r"c(x)", module.MASK_CODE, r"l_k \le x < l_{k+1}"),
     ])
 

@@ -32,7 +32,7 @@ def make_automagic_math(factored: bool, first_step: bool):
             (scale,) = aux
             v_new = beta2 * v + one_m_beta2 * (G * G + eps1)
             u_hat = scale * G * v_new.rsqrt()
-        positive = u_hat > 0
+        positive = G > 0  # the sign of u_hat (every factor is positive), cheaper to pack
         L_new = bumped(L, positive, last, lr0, low, high, bump, first_step)
         return L_new * u_hat, (L_new, positive.to(G.dtype), v_new), L_new
 
@@ -70,9 +70,10 @@ class Automagic(MaskFamily):
     where the gradient's sign agrees with the previous step's and shrinks where it flips,
     clamped to [``min_lr``, ``max_lr``], fused.
 
-    The mask is stored in 8 bits: 256 log-spaced levels from min_lr to max_lr written with
-    stochastic rounding, so that every stored rate lies in the bounds and the stored mask's
-    expectation is the exact bumped value (no bump is lost to the code's resolution);
+    The mask is stored in 8 bits: levels from min_lr to max_lr, 2^m per binade (a small float
+    format anchored at min_lr), written with stochastic rounding, so that every stored rate lies
+    in the bounds and the stored mask's expectation is the exact bumped value (no bump is lost
+    to the code's resolution);
     ``mask_precision="fp32"`` keeps it exact. The last polarity is one bit per element.
 
     Symbols: :math:`\eta_0` = ``lr``, :math:`[\eta_{\min}, \eta_{\max}]` = ``[min_lr, max_lr]``,

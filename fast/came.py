@@ -170,6 +170,7 @@ class CAME(FactoredFamily):
         shape = self.kernel_shape(p)
         m = storage.kernel_views(fmt, [state[k] for k in fmt.keys("exp_avg")], shape)
         R, C = state["exp_avg_res_row"], state["exp_avg_res_col"]
-        fn = kernels.kernel(make_residual_kernel, (fmt, p.dtype), self.compiled_optimizer, static_shape=shape)
+        fn = kernels.kernel(make_residual_kernel, (fmt, p.dtype), self.compiled_optimizer, static_shape=shape,
+                            vectorise=True)
         return fn(grad.reshape(shape), m, row, col, scale, R.view(shape[0], shape[1]), C.view(shape[0], shape[2]),
                   self.scalars(p, 0.0, values))

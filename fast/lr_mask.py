@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from fast.factored_family import FactoredFamily
-from fast.mask_code import decode_mask, encode_mask, table
+from fast.mask_code import decode_mask, encode_mask, params
 from fast.storage import NEAREST_DRAW
 from spec.hparams.automagic import mask_format
 from spec.storage_layout import Format
@@ -44,9 +44,8 @@ class MaskFamily(FactoredFamily):
         old = state.get(BOUNDS_KEY)
         if new is not None and old is not None and tuple(old) != new:
             codes = state["lr_mask"]
-            L = decode_mask(codes, table(tuple(old), codes.device)).clamp(*new)
-            codes.copy_(encode_mask(L, table(new, codes.device), torch.full_like(codes, NEAREST_DRAW,
-                                                                               dtype=torch.int32)))
+            L = decode_mask(codes, params(tuple(old))).clamp(*new)
+            codes.copy_(encode_mask(L, params(new), torch.full_like(codes, NEAREST_DRAW, dtype=torch.int32)))
         if new is None:
             state.pop(BOUNDS_KEY, None)
         else:
@@ -68,7 +67,7 @@ class MaskFamily(FactoredFamily):
                     continue
                 fmt = self.formats(p, group)[[s.name for s in self.SLOTS].index("lr_mask")]
                 mask = state["lr_mask"]
-                values = mask if fmt.kind == "dense" else decode_mask(mask, table(fmt.bounds, mask.device))
+                values = mask if fmt.kind == "dense" else decode_mask(mask, params(fmt.bounds))
                 means.append(values.to(torch.float64).mean().cpu())
             out.append(torch.stack(means).mean() if means else torch.tensor(float(group["lr"]), dtype=torch.float64))
         return torch.stack(out).tolist() if out else []

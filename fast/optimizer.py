@@ -295,6 +295,7 @@ class FastOptimizer(torch.optim.Optimizer):
             self.compiled_optimizer,
             static_shape=shape if static else None,
             recompute=recompute,
+            vectorise=any(f is not None and f.kind in ("mask8", "bits") for f in formats),
         )
         stored = tuple(
             None if f is None else storage.kernel_views(f, [state[k] for k in f.keys(slot.name)], shape)

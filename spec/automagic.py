@@ -14,7 +14,7 @@ from spec.adafactor import clipped, second_moment
 from spec.codes import fl32
 from spec.hparams.automagic import ALL as HYPERPARAMETERS
 from spec.hparams.automagic import CONSTRAINTS
-from spec.storage_layout import MASK_LEVELS, SR_BITS
+from spec.storage_layout import SR_BITS
 from spec.write import decayed
 
 __all__ = ["CONSTRAINTS", "HYPERPARAMETERS", "MASK_CODE", "MASK_LEVEL", "STAGE_SYMBOLS", "VARIANTS", "bumped_mask",
@@ -30,15 +30,17 @@ STAGE_SYMBOLS = {
 VARIANTS = ("factored", "first_step")
 
 # -- the 8-bit mask code ------------------------------------------------------------------------
-k = sp.Symbol("k", integer=True, nonnegative=True)  # a level index, 0 .. 255
-x = sp.Symbol("x", positive=True)  # the new mask value L_t, in [l_0, l_255]
+k = sp.Symbol("k", integer=True, nonnegative=True)  # a code, 0 .. T
+x = sp.Symbol("x", positive=True)  # the new mask value L_t, in [l_0, l_T]
 r = sp.Symbol("r", integer=True, nonnegative=True)  # its 16-bit draw
-level_k = sp.Symbol("l_k", positive=True)  # the largest level <= x (k <= 254)
+level_k = sp.Symbol("l_k", positive=True)  # the largest level <= x (k <= T - 1)
 level_k1 = sp.Symbol("l_{k+1}", positive=True)
-TOP_CODE = MASK_LEVELS - 1
-# Level k (k = 0 and 255 are fl32 of the bounds themselves; a level rounded outside the bounds
-# moves one float32 step inside them: spec.storage_layout.mask_levels).
-MASK_LEVEL = fl32(s.lr_min * (s.lr_max / s.lr_min) ** (k / TOP_CODE))
+bottom = sp.Symbol("a", positive=True)  # l_0: fl32(min_lr), inside the bounds
+top_level = sp.Symbol("b", positive=True)  # l_T: fl32(max_lr), inside the bounds
+m = sp.Symbol("m", integer=True, positive=True)  # mantissa bits: 8 - ceil(log2(E + 1))
+# Level k: 2^m levels per binade above a, as a float format anchored at a (exact in float32
+# arithmetic: the kernels compute it; spec.storage_layout.mask_code gives a, b, m and T).
+MASK_LEVEL = sp.Min(fl32(bottom * 2 ** sp.floor(k / 2**m) * (1 + sp.Mod(k, 2**m) / 2**m)), top_level)
 # The stored code of x: the level below it, plus one with probability (x - l_k) / (l_{k+1} - l_k).
 MASK_CODE = k + sp.Piecewise((1, r < 2**SR_BITS * (x - level_k) / (level_k1 - level_k)), (0, True))
 

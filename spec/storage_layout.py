@@ -100,7 +100,7 @@ class Format:
     / "int4" (blockwise minifloat codes, ``CODES``, one per byte or two per byte, and fp32
     scales),
     "factored" (fp32 row and column factors, plus packed signs when ``signed``) or "mask8" (one
-    byte per element, an index into ``mask_levels(*bounds)``, written with stochastic rounding).
+    byte per element, a code of ``mask_code(*bounds)``, written with stochastic rounding).
     """
 
     kind: str
@@ -123,7 +123,7 @@ class Format:
         if self.kind == "bits":
             return "packed bits"
         if self.kind == "mask8":
-            return "8-bit log-spaced levels SR"
+            return "8-bit binade levels SR"
         return f"{self.kind} {'signed' if self.signed else 'non-negative'}"
 
     @property
@@ -135,7 +135,7 @@ class Format:
         return FP16_BLOCK if self.kind == "fp16" else self.code.block
 
 
-MASK_LEVELS = 256  # the learning-rate mask's 8-bit code: levels 0 .. 255
+MASK_LEVELS = 256  # the learning-rate mask's 8-bit code: codes 0 .. 255 (those up to T written)
 
 
 def _fp32(x: float) -> float:
@@ -148,24 +148,64 @@ def _fp32_step(x: float, up: bool) -> float:
     return struct.unpack("f", struct.pack("I", bits + (1 if up else -1)))[0]
 
 
+@dataclass(frozen=True)
+class MaskCode:
+    """The learning-rate mask's 8-bit code for one pair of bounds (spec/automagic.md).
+
+    Code c stands for l_c = min(fl32(a 2^e (1 + j / 2^m)), b) with e = c >> m and j = c mod 2^m:
+    2^m levels per binade above a, like a float format anchored at a, so that a kernel computes
+    every level exactly with float32 operations. ``top`` (T) is the first code whose level
+    reaches b; codes above it are never written (they would decode to b)."""
+
+    low: float  # a: the bottom level, a float32 in [min_lr, max_lr]
+    high: float  # b: the top level, a float32 in [min_lr, max_lr]
+    mantissa_bits: int  # m
+    top: int  # T
+
+    def level(self, c: int) -> float:
+        q = 2.0 ** (c >> self.mantissa_bits) * (1 + (c & ((1 << self.mantissa_bits) - 1)) / 2**self.mantissa_bits)
+        v = self.low * q  # exact in float64 (24 + 8 significant bits)
+        return self.high if v >= self.high else min(_fp32(v), self.high)
+
+    @property
+    def levels(self) -> tuple[float, ...]:
+        return tuple(self.level(c) for c in range(self.top + 1))
+
+
+def _inside(x: float, low: float, high: float) -> float:
+    """The float32 ``x`` moved one float32 step into [low, high] where rounding left it outside
+    and such a step exists."""
+    if x < low and _fp32_step(x, up=True) <= high:
+        x = _fp32_step(x, up=True)
+    if x > high and _fp32_step(x, up=False) >= low:
+        x = _fp32_step(x, up=False)
+    return x
+
+
 @functools.lru_cache(maxsize=64)
+def mask_code(low: float, high: float) -> MaskCode:
+    """The code for bounds ``0 < low <= high``: a = fl32(low), b = fl32(high), each moved one
+    float32 step inside [low, high] where rounding took it outside (if no float32 lies in
+    [low, high], a = b = fl32(low)); E = floor(log2(b / a)) + 1 binades hold the range, and
+    m = 8 - ceil(log2(E + 1)) mantissa bits leave room for E + 1 binades, so the top code's
+    level reaches b."""
+    a = _inside(_fp32(low), low, high)
+    b = _inside(_fp32(high), low, high)
+    if b < a:  # no float32 in [low, high]: the one nearest to both
+        b = a
+    binades = math.frexp(b / a)[1]  # floor(log2(b / a)) + 1
+    m = 8 - binades.bit_length()
+    if m < 1:
+        raise ValueError(f"max_lr / min_lr = {high / low:g}: the 8-bit mask code spans at most 2^126")
+    code = MaskCode(a, b, m, MASK_LEVELS - 1)
+    top = next(c for c in range(MASK_LEVELS) if code.level(c) >= b)
+    return MaskCode(a, b, m, top)
+
+
 def mask_levels(low: float, high: float) -> tuple[float, ...]:
-    """The 256 levels of the 8-bit mask code for bounds ``0 < low <= high`` (spec/automagic.md):
-    ``l_k = fl32(low (high / low)^(k / 255))``, the ends exactly ``fl32(low)`` and ``fl32(high)``,
-    and each level moved by one float32 step towards the inside where rounding took it outside
-    [low, high], so that every decoded value lies in the bounds; where no float32 lies in
-    [low, high] (equal bounds that float32 cannot represent) every level is ``fl32(low)``, the
-    nearest value the kernels can hold. Non-decreasing in k."""
-    ratio = high / low
-    levels = []
-    for k in range(MASK_LEVELS):
-        x = _fp32(low if k == 0 else high if k == MASK_LEVELS - 1 else low * ratio ** (k / (MASK_LEVELS - 1)))
-        if x < low and _fp32_step(x, up=True) <= high:
-            x = _fp32_step(x, up=True)
-        if x > high and _fp32_step(x, up=False) >= low:
-            x = _fp32_step(x, up=False)
-        levels.append(x)
-    return tuple(levels)
+    """l_0 .. l_T of ``mask_code(low, high)``: non-decreasing, in [low, high] (or all fl32(low)
+    where no float32 lies in the bounds), l_0 = a and l_T = b."""
+    return mask_code(low, high).levels
 
 
 def factor_shape(numel: int) -> tuple[int, int]:

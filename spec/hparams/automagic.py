@@ -43,8 +43,8 @@ BETA2 = Hyperparameter(
 )
 MASK_PRECISION = Hyperparameter(
     "mask_precision", r"\mathrm{mp}", "int8_sr", Kind.CHOICE,
-    "storage of the learning-rate mask: 'int8_sr' (1 byte per element: 256 log-spaced levels from "
-    "min_lr to max_lr, written with stochastic rounding, so the stored mask is unbiased) or 'fp32' "
+    "storage of the learning-rate mask: 'int8_sr' (1 byte per element: levels from min_lr to max_lr, "
+    "2^m per binade, written with stochastic rounding, so the stored mask is unbiased) or 'fp32' "
     "(exact, 4 bytes per element)",
     choices=("int8_sr", "fp32"),
 )
