@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.advopt-installed
 
-.PHONY: venv bench-deps test test-full demo demo-docs bench bench-family bench-features bench-quality bench-codes docs lint conformance clean
+.PHONY: venv bench-deps test test-full demo demo-docs bench bench-family bench-factored bench-features bench-quality bench-codes docs lint conformance clean
 
 venv: $(STAMP)
 
@@ -58,6 +58,11 @@ bench: bench-deps
 
 bench-family: bench-deps
 	$(PY) benchmarks/family.py
+
+# Adafactor, CAME, Automagic vs transformers, came-pytorch and ai-toolkit (from AI_TOOLKIT_DIR, a checkout, or the
+# git snapshot AI_TOOLKIT_GIT; without either those rows are skipped). BENCH_ARGS="--quick" is a smoke test.
+bench-factored: venv
+	$(PY) benchmarks/factored_family.py $(BENCH_ARGS)
 
 # BENCH_ARGS: e.g. BENCH_ARGS="--size 1024" (a quicker CPU run) or BENCH_ARGS="--device cuda".
 bench-features: bench-deps

@@ -159,6 +159,51 @@ def candidates(adv: dict[str, ModuleType | None], adv_compiled: bool) -> tuple[l
     return cands, extra
 
 
+def warm_up(cands: list[Candidate], extra: dict[str, Extra], device: torch.device, grads: list[torch.Tensor],
+            base_params: list[torch.Tensor]) -> None:
+    """WARMUP untimed steps of each candidate, one at a time so each compile is its own row's: gives
+    each its model copy (gradients ``grads``, shared), records the first step's seconds, the graphs
+    compiled after it and the parameters after warm-up; a candidate that raises is marked crashed."""
+    stats = counters["stats"]
+    for c in cands:
+        c.params = [p.to(device=device, copy=True) for p in base_params]
+        for p, g in zip(c.params, grads):
+            p.grad = g
+        try:
+            c.opt = c.make(c.params)
+            c.first_step_s = timed_step(c.opt, device)[0]
+            graphs = stats["unique_graphs"]
+            later = [timed_step(c.opt, device)[0] for _ in range(WARMUP - 1)]
+            extra[c.key].graphs_after_first = stats["unique_graphs"] - graphs
+            # The schedule's estimate: the fastest later step (a busy machine stalls single steps).
+            c.warm_s = min(later + ([] if c.compiled else [c.first_step_s]))
+        except Exception as err:  # a configuration the optimizer does not support
+            c.crash = crash_text(err)
+            c.opt, c.params = None, []
+            gc.collect()
+            print(f"warm-up {c.label} [{c.states}] ({c.family}): crashes, {c.crash}")
+            continue
+        extra[c.key].params_after_warmup = [p.detach().clone() for p in c.params]
+        print(f"warm-up {c.label} [{c.states}] ({c.family}): first step {c.first_step_s:.2f} s, "
+              f"then {c.warm_s * 1e3:.0f} ms")
+
+
+def timing_fields(c: Candidate, e: Extra, fused: Candidate, numel: int) -> dict[str, Any]:
+    """The measured fields of a timed candidate's result row."""
+    flat = [t for ts in c.rounds.values() for t in ts]
+    med = bu.quartiles(flat)[1]
+    return {
+        "timed_steps": len(flat), "timed_rounds": len(c.rounds), "median_ms": med * 1e3,
+        "ratio_to_fused": median_ratios(c, fused), "first_step_s": c.first_step_s,
+        "compile_s": c.first_step_s - med if c.compiled else None,
+        "graphs_in_warmup_after_first_step": e.graphs_after_first,
+        "state_bytes": bu.state_bytes(c.opt), "state_bytes_per_param": bu.state_bytes(c.opt) / numel,
+        "state_tensors": sorted({k for st in c.opt.state.values() for k, v in st.items()
+                                 if isinstance(v, torch.Tensor) and v.dim() > 0}),
+        "step_times_s": {str(r): ts for r, ts in c.rounds.items()},
+    }
+
+
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     device = torch.device(args.device)
     info = bu.machine_info(device)
@@ -194,27 +239,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     grads = [g.to(device=device, dtype=torch.float32, copy=True) for g in base_grads]
     cands, extra = candidates(adv, args.adv_compiled)
     stats = counters["stats"]
-    for c in cands:  # warm-up, one candidate at a time so each compile is its own row's
-        c.params = [p.to(device=device, copy=True) for p in base_params]
-        for p, g in zip(c.params, grads):
-            p.grad = g
-        try:
-            c.opt = c.make(c.params)
-            c.first_step_s = timed_step(c.opt, device)[0]
-            graphs = stats["unique_graphs"]
-            later = [timed_step(c.opt, device)[0] for _ in range(WARMUP - 1)]
-            extra[c.key].graphs_after_first = stats["unique_graphs"] - graphs
-            # The schedule's estimate: the fastest later step (a busy machine stalls single steps).
-            c.warm_s = min(later + ([] if c.compiled else [c.first_step_s]))
-        except Exception as err:  # a configuration the optimizer does not support
-            c.crash = crash_text(err)
-            c.opt, c.params = None, []
-            gc.collect()
-            print(f"warm-up {c.label} [{c.states}] ({c.family}): crashes, {c.crash}")
-            continue
-        extra[c.key].params_after_warmup = [p.detach().clone() for p in c.params]
-        print(f"warm-up {c.label} [{c.states}] ({c.family}): first step {c.first_step_s:.2f} s, "
-              f"then {c.warm_s * 1e3:.0f} ms")
+    warm_up(cands, extra, device, grads, base_params)
     live = [c for c in cands if c.crash is None]
     fused = next(c for c in live if c.key == "torch_fused")
 
@@ -232,18 +257,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         rows.append(row)
         if c.crash is not None:
             continue
-        flat = [t for ts in c.rounds.values() for t in ts]
-        med = bu.quartiles(flat)[1]
-        row.update({
-            "timed_steps": len(flat), "timed_rounds": len(c.rounds), "median_ms": med * 1e3,
-            "ratio_to_fused": median_ratios(c, fused), "first_step_s": c.first_step_s,
-            "compile_s": c.first_step_s - med if c.compiled else None,
-            "graphs_in_warmup_after_first_step": e.graphs_after_first,
-            "state_bytes": bu.state_bytes(c.opt), "state_bytes_per_param": bu.state_bytes(c.opt) / numel,
-            "state_tensors": sorted({k for st in c.opt.state.values() for k, v in st.items()
-                                     if isinstance(v, torch.Tensor) and v.dim() > 0}),
-            "step_times_s": {str(r): ts for r, ts in c.rounds.items()},
-        })
+        row.update(timing_fields(c, e, fused, numel))
     # Sanity: after the same warm-up steps on the same gradients, fast and adv should agree up to the
     # documented deviations (a large difference would mean the rows do not run the same algorithm).
     by_key = {c.key: extra[c.key].params_after_warmup for c in cands if c.crash is None}

@@ -33,6 +33,8 @@ PAGES: list[ResultPage] = [
         ResultPage("frontier", "State formats: memory, quality and speed", "quality.json and step_time.json",
                    "bench-quality` and `make bench", "measured", build=frontier_markdown),
         ResultPage("family", "Optimizer family vs adv_optm", "family.md", "bench-family", "measured"),
+        ResultPage("factored_family", "Factored optimizers vs transformers, came-pytorch and ai-toolkit",
+                   "factored_family.md", "bench-factored", "measured"),
         ResultPage("features_cuda", "Direction features: step-time cost (CUDA)", "features_cuda.md",
                    'bench-features BENCH_ARGS="--device cuda"', "measured"),
         ResultPage("features", "Direction features: step-time cost (CPU)", "features.md", "bench-features",
