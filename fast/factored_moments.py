@@ -25,10 +25,28 @@ def batch_shape(shape: torch.Size | tuple[int, ...]) -> tuple[int, int, int]:
     return batch, shape[-2], shape[-1]
 
 
+ROW_BLOCK = 32  # rows summed together before the column sums go across the blocks
+
+
+def column_mean(x: torch.Tensor) -> torch.Tensor:
+    """``x.mean(-2)`` of (B, r, c), summed over blocks of ROW_BLOCK rows first: inductor's CPU
+    code for a plain column reduction walks each column down the rows (2.3x slower); within a
+    block the loop runs along the rows' contiguous columns."""
+    rows = x.shape[-2]
+    whole = rows - rows % ROW_BLOCK
+    if whole < 2 * ROW_BLOCK:
+        return x.mean(-2)
+    B, _, c = x.shape
+    total = x[:, :whole].reshape(B, whole // ROW_BLOCK, ROW_BLOCK, c).sum(-2).sum(-2)
+    if whole < rows:
+        total = total + x[:, whole:].sum(-2)
+    return total / rows
+
+
 def factor_update(R: torch.Tensor, C: torch.Tensor, sq: torch.Tensor, beta: torch.Tensor,
                   one_m_beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The EMAs of the row means (over columns) and column means (over rows) of ``sq`` (B, r, c)."""
-    return beta * R + one_m_beta * sq.mean(-1), beta * C + one_m_beta * sq.mean(-2)
+    return beta * R + one_m_beta * sq.mean(-1), beta * C + one_m_beta * column_mean(sq)
 
 
 def inverse_sqrt_factors(R: torch.Tensor, C: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

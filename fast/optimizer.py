@@ -302,7 +302,9 @@ class FastOptimizer(torch.optim.Optimizer):
             for slot, f in zip(self.SLOTS, formats)
         )
         keys = self.stream_keys(p, state)
-        flat = p.view(shape) if p.is_contiguous() else p.contiguous().view(shape)
+        # Detached: the kernel must not see p.grad (an fp32 gradient of a bf16 parameter, from
+        # grad_dtype, would fail dynamo's fake-tensor copy of the parameter).
+        flat = p.detach().view(shape) if p.is_contiguous() else p.detach().contiguous().view(shape)
         g = grad.reshape(shape)
         sums = (None,) * len(formats)
         coef = None

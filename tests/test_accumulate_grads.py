@@ -536,3 +536,27 @@ def test_sparse_gradients_are_refused():
 def test_docstring_examples_run():
     result = doctest.testmod(acc_mod, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_fp32_grads_reach_the_compiled_kernels():
+    """compiled_optimizer=True (the default): the fp32 gradients of bf16 parameters pass through
+    the compiled step (dynamo copies a parameter with its grad unless the kernel gets it
+    detached) and give the same step as the same fp32 gradients assigned directly."""
+    torch.manual_seed(0)
+    models = [torch.nn.Linear(16, 4).to(torch.bfloat16) for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    xs = [torch.randn(8, 16, dtype=torch.bfloat16) for _ in range(3)]
+    opts = [fast.AdamW(m.parameters(), lr=1e-2, seed=1) for m in models]
+    with fast.accumulate_grads(models[0]) as acc:
+        for x in xs:
+            models[0](x).float().square().mean().backward()
+        acc.write_grads()
+        grads = [p.grad.clone() for p in models[0].parameters()]
+        assert all(g.dtype == torch.float32 for g in grads)
+        opts[0].step()
+    for p, g in zip(models[1].parameters(), grads):
+        p.grad_dtype = torch.float32
+        p.grad = g.clone()
+    opts[1].step()
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        assert torch.equal(a, b)
