@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.advopt-installed
 
-.PHONY: venv bench-deps test test-full demo demo-docs bench bench-family bench-factored bench-features bench-quality bench-codes docs lint conformance clean
+.PHONY: venv bench-deps test test-full demo demo-docs bench bench-family bench-factored bench-automagic-mask bench-features bench-quality bench-codes docs lint conformance clean
 
 venv: $(STAMP)
 
@@ -63,6 +63,10 @@ bench-family: bench-deps
 # git snapshot AI_TOOLKIT_GIT; without either those rows are skipped). BENCH_ARGS="--quick" is a smoke test.
 bench-factored: venv
 	$(PY) benchmarks/factored_family.py $(BENCH_ARGS)
+
+# Automagic's mask over 1,000 steps x 3 seeds: 8-bit vs fp32 vs ai-toolkit's absmax int8 (in bounds? tracking?).
+bench-automagic-mask: venv
+	$(PY) benchmarks/automagic_mask.py $(BENCH_ARGS)
 
 # BENCH_ARGS: e.g. BENCH_ARGS="--size 1024" (a quicker CPU run) or BENCH_ARGS="--device cuda".
 bench-features: bench-deps

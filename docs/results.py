@@ -44,6 +44,8 @@ PAGES: list[ResultPage] = [
         ResultPage("quality_long", "Stability of the compressed states over a long run", "quality_long.md",
                    'bench-quality BENCH_ARGS="--long"', "measured", "quality_long.png"),
         ResultPage("code_choice", "Choice of the 8-bit and 4-bit codes", "code_choice.md", "bench-codes", "measured"),
+        ResultPage("automagic_mask", "Automagic's 8-bit mask over a long run", "automagic_mask.md",
+                   "bench-automagic-mask", "measured"),
     )),
     ResultPage("demo", "Demo", "demo.md", "demo-docs", "run", "demo_loss.png"),
 ]
