@@ -3,7 +3,7 @@ track the exact (fp32) mask?
 
 Trains the digits classifier (benchmarks/tasks.py) with fast.Automagic for --steps steps (1,000)
 over --seeds seeds in three mask modes from the same initialisation and minibatches:
-``fp32`` (exact), ``int8_sr`` (fast's 8-bit code: 256 log-spaced levels, stochastic rounding)
+``fp32`` (exact), ``int8_sr`` (fast's 8-bit code: binade levels, stochastic rounding)
 and ``absmax-int8`` (ai-toolkit's storage, re-implemented: one scale max/127 per tensor, round to
 nearest; applied to the fp32 mask after every step, as ai-toolkit quantises after the clamp).
 Every --every steps it decodes every stored mask element and records min, max, mean, the fraction

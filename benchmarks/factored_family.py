@@ -516,7 +516,7 @@ def write_markdown(result: dict[str, Any], path: str, profile_md: list[str]) -> 
         "",
         "\\* not the same rule, so the parameter difference measures the deviation, not rounding: fast's 8-bit "
         "states (CAME int8_sr: the first moment in 8 bits with stochastic rounding, against came-pytorch's fp32; "
-        "Automagic: fast's 8-bit log-spaced mask with stochastic rounding, against ai-toolkit's absmax int8 "
+        "Automagic: fast's 8-bit binade-level mask with stochastic rounding, against ai-toolkit's absmax int8 "
         "rounded to nearest) and AutomagicCAME, a different optimizer (timing reference only).",
         "",
         "## Targets",
