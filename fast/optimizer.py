@@ -212,14 +212,33 @@ class FastOptimizer(torch.optim.Optimizer):
         return self._kourkoutas_buckets().beta2(p, group, state, t)
 
     @torch.no_grad()
-    def step_parameter(self, p: torch.Tensor, group: dict[str, Any]) -> None:
-        """Update one parameter from ``p.grad`` (usable from a post-accumulate-grad hook)."""
+    def step_parameter(self, p: torch.Tensor, group: dict[str, Any] | None = None, i: int | None = None) -> None:
+        """Update one parameter from ``p.grad`` (usable from a post-accumulate-grad hook).
+
+        ``group``: the param group holding ``p`` (found from ``p`` when None). ``i``: accepted
+        for OneTrainer's fused back pass, which passes the parameter's index in its group; the
+        step does not need it. Per-optimizer statistics that span tensors (Prodigy's d,
+        Kourkoutas-beta's buckets) are finished by ``step()`` or the optimizer's ``end_step()``.
+        """
+        if group is None:
+            group = self.group_of(p)
         grad = p.grad
         if grad is None:
             return
         if grad.is_sparse:
             raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
         self._update(p, grad, group, self.state[p])
+
+    def step_param(self, p: torch.Tensor, group: dict[str, Any] | None = None) -> None:
+        """``step_parameter`` under the name kohya's sd-scripts calls in its fused back pass."""
+        self.step_parameter(p, group)
+
+    def group_of(self, p: torch.Tensor) -> dict[str, Any]:
+        """The param group that holds ``p`` (ValueError if none does)."""
+        for group in self.param_groups:
+            if any(q is p for q in group["params"]):
+                return group
+        raise ValueError(f"{type(self).__name__}: the tensor of shape {tuple(p.shape)} is not in any param group")
 
     def _update(self, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any], state: dict) -> None:
         raise NotImplementedError
