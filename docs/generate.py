@@ -185,6 +185,8 @@ def api_page() -> str:
     ]
     for opt in OPTIMIZERS:
         lines += [f"## {opt.cls}", "", f"::: fast.{opt.cls}", "", f"::: reference.{opt.cls}", ""]
+    lines += ["## Utilities", "", "::: fast.AdafactorSchedule", "", "::: fast.accumulate_grads", "",
+              "::: fast.accumulate.GradAccumulator", ""]
     return "\n".join(lines)
 
 
