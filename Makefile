@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.advopt-installed
 
-.PHONY: venv bench-deps test test-full demo demo-docs bench bench-family bench-factored bench-automagic-mask bench-features bench-quality bench-codes docs lint conformance clean
+.PHONY: venv bench-deps test test-full demo demo-docs bench bench-family bench-factored bench-automagic-mask bench-fused-backward bench-features bench-quality bench-codes docs lint conformance clean
 
 venv: $(STAMP)
 
@@ -67,6 +67,10 @@ bench-factored: venv
 # Automagic's mask over 1,000 steps x 3 seeds: 8-bit vs fp32 vs ai-toolkit's absmax int8 (in bounds? tracking?).
 bench-automagic-mask: venv
 	$(PY) benchmarks/automagic_mask.py $(BENCH_ARGS)
+
+# Peak memory of a training step with and without fast.fuse_backward.
+bench-fused-backward: venv
+	$(PY) benchmarks/fused_backward.py $(BENCH_ARGS)
 
 # BENCH_ARGS: e.g. BENCH_ARGS="--size 1024" (a quicker CPU run) or BENCH_ARGS="--device cuda".
 bench-features: bench-deps

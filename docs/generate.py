@@ -185,8 +185,9 @@ def api_page() -> str:
     ]
     for opt in OPTIMIZERS:
         lines += [f"## {opt.cls}", "", f"::: fast.{opt.cls}", "", f"::: reference.{opt.cls}", ""]
-    lines += ["## Utilities", "", "::: fast.AdafactorSchedule", "", "::: fast.accumulate_grads", "",
-              "::: fast.accumulate.GradAccumulator", ""]
+    utilities = ("fast.AdafactorSchedule", "fast.accumulate_grads", "fast.accumulate.GradAccumulator",
+                 "fast.fuse_backward", "fast.fused_backward.FusedBackward")
+    lines += ["## Utilities", ""] + [line for name in utilities for line in (f"::: {name}", "")]
     return "\n".join(lines)
 
 

@@ -46,6 +46,8 @@ PAGES: list[ResultPage] = [
         ResultPage("code_choice", "Choice of the 8-bit and 4-bit codes", "code_choice.md", "bench-codes", "measured"),
         ResultPage("automagic_mask", "Automagic's 8-bit mask over a long run", "automagic_mask.md",
                    "bench-automagic-mask", "measured"),
+        ResultPage("fused_backward", "Peak memory with the optimizer fused into the backward pass",
+                   "fused_backward.md", "bench-fused-backward", "measured"),
     )),
     ResultPage("demo", "Demo", "demo.md", "demo-docs", "run", "demo_loss.png"),
 ]

@@ -7,6 +7,7 @@ from fast.adamw import AdamW
 from fast.adopt import Adopt
 from fast.automagic import Automagic, AutomagicCAME
 from fast.came import CAME
+from fast.fused_backward import fuse_backward
 from fast.lion import Lion
 from fast.prodigy import Prodigy
 from fast.prodigy_lion import ProdigyLion
@@ -27,4 +28,5 @@ __all__ = [
     "SignSGD",
     "SimplifiedAdEMAMix",
     "accumulate_grads",
+    "fuse_backward",
 ]
