@@ -13,6 +13,9 @@ import reference
 BAD = [
     ({"lr": -1e-3}, ValueError, ["lr", "-0.001", "[0, inf)"]),
     ({"lr": float("nan")}, ValueError, ["lr", "nan"]),
+    ({"lr": float("inf")}, ValueError, ["lr", "inf", "[0, inf)"]),
+    ({"weight_decay": float("inf")}, ValueError, ["weight_decay", "inf"]),
+    ({"betas": (0.9, float("inf"))}, ValueError, ["betas"]),
     ({"lr": "0.1"}, ValueError, ["lr"]),
     ({"betas": (1.0, 0.999)}, ValueError, ["betas", "[0, 1)"]),
     ({"betas": (0.9, -0.1)}, ValueError, ["betas"]),
@@ -82,3 +85,14 @@ def test_sparse_gradients_are_rejected():
 def test_reference_rejects_bad_param_dtype():
     with pytest.raises(ValueError, match="param_dtype"):
         reference.AdamW([np.zeros(2)], param_dtype="int8")
+
+
+def test_numbers_as_torch_takes_them():
+    """NumPy scalars (a config read with NumPy, np.float32(1e-3)) are numbers: accepted, stored
+    as Python floats, the same optimizer as with the Python numbers."""
+    np_kw = {"lr": np.float32(1e-3), "betas": (np.float64(0.8), np.float32(0.99)), "weight_decay": np.int64(0)}
+    a = fast.AdamW([torch.zeros(2, requires_grad=True)], **np_kw)
+    b = reference.AdamW([np.zeros(2)], **np_kw)
+    for group in (a.param_groups[0], b.param_groups[0]):
+        assert type(group["lr"]) is float and group["lr"] == float(np.float32(1e-3))
+        assert all(type(x) is float for x in group["betas"]) and type(group["weight_decay"]) is float

@@ -23,7 +23,7 @@ BAD = [
     ("AdamW", {"t_beta3": 5}, ["t_beta3", "use_AdEMAMix"]),
     ("AdamW", {"use_AdEMAMix": True, "alpha": -1.0}, ["alpha", "[0, inf)"]),
     ("Prodigy", {"d0": 0.0}, ["d0", "(0, inf)"]),
-    ("Prodigy", {"growth_rate": 0.5}, ["growth_rate", "[1, inf)"]),
+    ("Prodigy", {"growth_rate": 0.5}, ["growth_rate", "[1, inf]"]),  # inf (no cap) is valid
     ("Prodigy", {"slice_p": 0}, ["slice_p"]),
     ("Prodigy", {"slice_p": 2.0}, ["slice_p"]),
     ("Prodigy", {"prodigy_steps": -1}, ["prodigy_steps"]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -70,6 +71,8 @@ class Hyperparameter:
     def _in_range(self, x: float) -> bool:
         if math.isnan(x):
             return False
+        if math.isinf(x) and not (x == self.high and self.high_inclusive):  # "inf)": finite values only
+            return False
         if self.low is not None and (x < self.low or (x == self.low and not self.low_inclusive)):
             return False
         if self.high is not None and (x > self.high or (x == self.high and not self.high_inclusive)):
@@ -105,16 +108,17 @@ class Hyperparameter:
                 raise bad
             return tuple(float(b) for b in value)
         if self.kind in (Kind.INT, Kind.OPTIONAL_INT):
-            if isinstance(value, bool) or not isinstance(value, int) or not self._in_range(value):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not self._in_range(value):
                 raise bad
-            return value
+            return int(value)
         if not _is_real(value) or not self._in_range(float(value)):
             raise bad
-        return value
+        return float(value)
 
 
 def _is_real(x: Any) -> bool:
-    return not isinstance(x, bool) and isinstance(x, (int, float))
+    """A real number as torch.optim takes one: Python and NumPy numbers (np.float32(1e-3))."""
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
 def _fmt(x: float) -> str:

@@ -1,6 +1,7 @@
 """Prodigy's hyperparameters (spec/prodigy.md). The d-adaptation is one estimate for the whole
 optimizer, so everything it reads is shared by all param groups (``group_level=False``)."""
 
+import math
 from dataclasses import replace
 
 from spec.hparams.adamw import (
@@ -54,7 +55,7 @@ D_COEF = Hyperparameter(
 GROWTH_RATE = Hyperparameter(
     "growth_rate", r"\gamma", float("inf"), Kind.FLOAT,
     "d = min(d_max, growth_rate*d) after each step (the first estimate above d0 is taken whole)",
-    low=1.0, group_level=False,
+    low=1.0, high=math.inf, group_level=False,  # inf (the default): no cap
 )
 SAFEGUARD_WARMUP = Hyperparameter(
     "safeguard_warmup", r"\mathrm{sw}", False, Kind.BOOL,
