@@ -112,6 +112,18 @@ def test_unknown_keywords_are_errors(name, key):
         ENTRIES[name].reference([np.zeros(2)], **{key: True})
 
 
+@pytest.mark.parametrize(("key", "value"), [("seed", 3), ("stochastic_rounding", False), ("compiled_optimizer", False)])
+def test_optimizer_wide_arguments_are_not_per_group(key, value):
+    """seed, stochastic_rounding and compiled_optimizer belong to the optimizer: a param group's
+    own value would be silently ignored, so it is an error."""
+    p = torch.zeros(2, requires_grad=True)
+    with pytest.raises(ValueError, match=f"{key}=.*one setting of the whole optimizer"):
+        ENTRIES["AdamW"].fast([{"params": [p], key: value}])
+    with pytest.raises(ValueError, match=key):
+        ENTRIES["AdamW"].reference([{"params": [np.zeros(2)], key: value}])
+    ENTRIES["AdamW"].fast([{"params": [p], key: ENTRIES["AdamW"].fast([p]).__dict__[key]}])  # its own value: fine
+
+
 SHARED = [("Prodigy", "d0", 1e-3), ("Prodigy", "betas", (0.5, 0.9)), ("Prodigy", "slice_p", 2),
           ("ProdigyLion", "growth_rate", 2.0), ("Prodigy", "use_bias_correction", True)]
 

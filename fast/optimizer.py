@@ -114,6 +114,10 @@ class FastOptimizer(torch.optim.Optimizer):
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         try:
+            for name in self.RUNTIME:
+                if name in param_group and param_group[name] != getattr(self, name):
+                    raise ValueError(f"{name}={param_group[name]!r} in a param group: {name} is one setting of the "
+                                     f"whole optimizer; pass it to {type(self).__name__}(...)")
             for name, h in self.HYPERPARAMETERS.items():
                 group[name] = h.validate(group[name])
                 if not h.group_level and group[name] != self.defaults[name]:
