@@ -44,6 +44,7 @@ def check_code_exact() -> None:
         x, r = adversarial_values(bounds)
         expected = ref_code.encode_mask(x.astype(np.float64), bounds, r)
         got = fast_code.encode_mask(torch.from_numpy(x), fast_code.params(bounds), torch.from_numpy(r).to(torch.int32))
+        assert got.dtype == torch.uint8
         np.testing.assert_array_equal(got.numpy(), expected, err_msg=f"mask codes for bounds {bounds}")
         levels = fast_code.decode_mask(torch.arange(len(mask_levels(*bounds)), dtype=torch.uint8),
                                        fast_code.params(bounds))

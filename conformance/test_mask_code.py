@@ -13,7 +13,7 @@ import fast
 import reference
 from conformance.compare import assert_close
 from conformance.harness import build, step_both
-from conformance.mask_checks import check_code_exact, check_recode
+from conformance.mask_checks import CODE_BOUNDS, adversarial_values, check_code_exact, check_recode
 from conformance.registry import AUTOMAGIC, AUTOMAGIC_CAME
 from fast import mask_code as fast_code
 from reference import mask_code as ref_code
@@ -22,30 +22,13 @@ from spec.storage_layout import MASK_LEVELS, SR_BITS, mask_code, mask_levels
 
 ORIGINAL_ENCODE = fast_code.encode_mask
 FL32 = {"fl32": lambda v: np.float64(np.float32(v))}
-# Bounds: the default, a narrow one, a wide one, one whose ends are not float32 numbers, equal ends.
-BOUNDS = [(1e-7, 1e-3), (5e-4, 5e-3), (1e-30, 1.0), (3.3e-6, 7.7e-6), (2e-4, 2e-4)]
-
-
-def values_and_draws(bounds, n=4099, seed=0):
-    """Values across the range (the ends, exact levels, just outside), and 16-bit draws."""
-    rng = np.random.default_rng(seed)
-    lo, hi = bounds
-    lv = np.asarray(mask_levels(*bounds))
-    x = np.exp(rng.uniform(np.log(lo), np.log(hi), size=n))
-    x[:6] = [lo, hi, lo * 0.5, hi * 2.0, lv[min(1, lv.size - 1)], lv[max(lv.size - 2, 0)]]
-    x[6:6 + lv.size] = lv
-    r = rng.integers(0, 2**SR_BITS, size=n)
-    r[:32] = [0, 2**SR_BITS - 1] * 16
-    return x, r
-
-
 def fits_float32(bounds):
     lo, hi = bounds
     f = np.float32(lo)
     return lo <= float(f) <= hi or float(np.nextafter(f, np.float32(np.inf))) <= hi
 
 
-@pytest.mark.parametrize("bounds", BOUNDS, ids=str)
+@pytest.mark.parametrize("bounds", CODE_BOUNDS, ids=str)
 def test_spec_levels_are_the_storage_levels(bounds):
     """MASK_LEVEL with spec.storage_layout.mask_code's a, b, m is every level l_0 .. l_T; the
     ends are the bounds (inside them), the levels strictly increase and a level step is at most
@@ -63,14 +46,18 @@ def test_spec_levels_are_the_storage_levels(bounds):
         assert float(np.float32(lo)) in (code.low, float(np.nextafter(np.float32(code.low), np.float32(0))))
     else:
         assert code.low == code.high == float(np.float32(lo)) and code.top == 0
-    steps = np.diff(levels)
-    assert np.all(steps > 0)
-    assert np.all(steps <= levels[:-1] * 2.0**-code.mantissa_bits * (1 + 1e-6))
+    assert np.all(np.diff(levels) > 0)
+    # The resolution, on the exact factors q_c = 2^e (1 + j/2^m) (dyadic, exact in float64) that
+    # the levels are fl32(a q_c) of: a step is at most 2^-m of the lower q, exactly 2^-m at a binade's start.
+    m = code.mantissa_bits
+    q = np.array([2.0 ** (c >> m) * (1 + (c & ((1 << m) - 1)) / 2**m) for c in range(code.top + 1)])
+    assert np.all(np.diff(q) <= q[:-1] * 2.0**-m) and (code.top == 0 or np.any(np.diff(q) == q[:-1] * 2.0**-m))
 
 
-@pytest.mark.parametrize("bounds", BOUNDS, ids=str)
+@pytest.mark.parametrize("bounds", CODE_BOUNDS, ids=str)
 def test_spec_code_is_the_reference_code(bounds):
-    x, r = values_and_draws(bounds)
+    x, r = adversarial_values(bounds)
+    x = x.astype(np.float64)
     lv = np.asarray(mask_levels(*bounds))
     codes = ref_code.encode_mask(x, bounds, r)
     formula = sp.lambdify([spec.k, spec.r, spec.x, spec.level_k, spec.level_k1], spec.MASK_CODE, modules="numpy")
@@ -84,23 +71,9 @@ def test_spec_code_is_the_reference_code(bounds):
 
 
 @pytest.mark.parametrize("compiled", [False, pytest.param(True, marks=pytest.mark.compiled)])
-@pytest.mark.parametrize("bounds", BOUNDS, ids=str)
-def test_fast_code_is_the_reference_code_bit_for_bit(bounds, compiled):
-    x, r = values_and_draws(bounds, seed=1)
-    xf = torch.tensor(x, dtype=torch.float32)
-    expected = ref_code.encode_mask(xf.double().numpy(), bounds, r)  # the kernel sees float32 values
-    code = fast_code.params(bounds)
-    encode = torch.compile(fast_code.encode_mask, fullgraph=True) if compiled else fast_code.encode_mask
-    codes = encode(xf, code, torch.tensor(r, dtype=torch.int32))
-    assert codes.dtype == torch.uint8
-    np.testing.assert_array_equal(codes.numpy(), expected)
-    every = torch.arange(mask_code(*bounds).top + 1, dtype=torch.uint8)
-    np.testing.assert_array_equal(fast_code.decode_mask(every, code).double().numpy(), mask_levels(*bounds))
-
-
-@pytest.mark.parametrize("compiled", [False, pytest.param(True, marks=pytest.mark.compiled)])
-def test_fast_code_on_level_neighbours_is_the_reference_code(compiled):
-    """Every level and its float32 neighbours, where the level estimate is off by one."""
+def test_fast_code_is_the_reference_code_bit_for_bit(compiled):
+    """Codes and levels, for every bounds of CODE_BOUNDS, on values across the range and on every
+    level and its float32 neighbours (where the level estimate is off by one)."""
     if compiled:  # one graph per bounds and size: a fresh dynamo cache for this function
         torch._dynamo.reset()
         fast_code.encode_mask = torch.compile(ORIGINAL_ENCODE, fullgraph=True)
@@ -110,7 +83,7 @@ def test_fast_code_on_level_neighbours_is_the_reference_code(compiled):
         fast_code.encode_mask = ORIGINAL_ENCODE
 
 
-@pytest.mark.parametrize("bounds", BOUNDS, ids=str)
+@pytest.mark.parametrize("bounds", CODE_BOUNDS, ids=str)
 def test_every_code_decodes_inside_the_bounds(bounds):
     lo, hi = bounds
     if not fits_float32(bounds):  # equal bounds float32 cannot hold: the nearest float32
@@ -122,7 +95,7 @@ def test_every_code_decodes_inside_the_bounds(bounds):
     assert float(fast_all.min()) >= lo and float(fast_all.max()) <= hi
 
 
-@pytest.mark.parametrize("bounds", BOUNDS[:4], ids=str)
+@pytest.mark.parametrize("bounds", [b for b in CODE_BOUNDS if b[0] != b[1]], ids=str)
 def test_rounding_is_unbiased_over_every_draw(bounds):
     """Over all 2^16 draws the mean decoded value is x to within 2^-16 of its level step, so no
     bump is lost to the code's resolution (rounding to nearest would lose every bump below half

@@ -56,6 +56,45 @@ def factor_values(R, C, sq, factored):
     return {s.R: R[:, None], s.C: C[None, :], s.row_mean: sq.mean(-1)[:, None], s.col_mean: sq.mean(-2)[None, :]}
 
 
+def reductions(shape, extra=None):
+    """The hooks that define R's mean and RMS(u) from their lines (plus ``extra``)."""
+    hooks = {"R": lambda e, x: e.__setitem__(s.R_mean, float(np.mean(x))),
+             "u": lambda e, x: e.__setitem__(s.rms_u, rms(np.broadcast_to(x, shape)))}
+    return {**hooks, **(extra or {})}
+
+
+def came_values(h, residual, factored):
+    """CAME's symbols beyond Adafactor's: the residual factors (before the step), eps2, betas."""
+    Rr, Cr = residual
+    return {**({s.R_res: Rr[:, None], s.C_res: Cr[None, :]} if factored else {}),
+            s.eps2: h["eps"][1], s.beta1: h["betas"][0], s.beta2: h["betas"][1], s.beta3: h["betas"][2]}
+
+
+def came_hooks(shape, eps2):
+    """The residual's row and column means and its R factor's mean, from their lines."""
+    def residual_means(e, x):
+        r = np.broadcast_to(x, shape) + eps2
+        e[s.res_row_mean], e[s.res_col_mean] = r.mean(-1)[:, None], r.mean(-2)[None, :]
+
+    return {"res": residual_means, "res_R": lambda e, x: e.__setitem__(s.R_res_mean, float(np.mean(x)))}
+
+
+def check_came_states(ref, out, shape, t, factored, factors, residual, v):
+    """p, m and CAME's factors (or v) of ``ref`` equal the rule's lines; the next step's values."""
+    p, m = np.broadcast_to(out["p"], shape), np.broadcast_to(out["m"], shape)
+    assert_close(ref.params[0], p, "spec.reference", f"p at t={t}")
+    assert_close(ref.state[0]["exp_avg"], m, "spec.reference", f"m at t={t}")
+    if factored:
+        factors, residual = (out["R"][:, 0], out["C"][0, :]), (out["res_R"][:, 0], out["res_C"][0, :])
+        for key, x in zip(("exp_avg_sq_row", "exp_avg_sq_col", "exp_avg_res_row", "exp_avg_res_col"),
+                          (*factors, *residual)):
+            assert_close(ref.state[0][key], x, "spec.reference", f"{key} at t={t}")
+    else:
+        v = out["v"]
+        assert_close(ref.state[0]["exp_avg_sq"], v, "spec.reference", f"v at t={t}")
+    return p, m, factors, residual, v
+
+
 ADAFACTOR_VARIANTS = [f for f in (dict(zip(spec_adafactor.VARIANTS, v)) for v in
                                   itertools.product([False, True], repeat=len(spec_adafactor.VARIANTS)))
                       if not (f["warmup_init"] and not f["relative_step"])]
@@ -77,9 +116,7 @@ def test_adafactor_rule_matches_reference(f):
         env = {s.g: g, s.p: p, s.m: m, s.v: v, s.t: t, s.rms_p: rms(p), **factor_values(R, C, sq, f["factored"]),
                s.eps1: h["eps"][0], s.eps2: h["eps"][1], s.clip_d: h["clip_threshold"], s.decay_gamma: h["decay_rate"],
                s.beta1: h["beta1"] or 0.0, s.wd: h["weight_decay"], s.lr: h["lr"] or 0.0}
-        hooks = {"R": lambda e, x: e.__setitem__(s.R_mean, float(np.mean(x))),
-                 "u": lambda e, x: e.__setitem__(s.rms_u, rms(np.broadcast_to(x, shape)))}
-        out = evaluate(spec_adafactor, f, env, hooks)
+        out = evaluate(spec_adafactor, f, env, reductions(shape))
         ref.step([g])
         p = np.broadcast_to(out["p"], shape)
         assert_close(ref.params[0], p, "spec.reference", f"p at t={t}")
@@ -101,33 +138,13 @@ def test_came_rule_matches_reference(factored):
     h = {"lr": 0.02, "betas": (0.7, 0.9, 0.95), "eps": (1e-20, 1e-8), "clip_threshold": 0.6, "weight_decay": 0.2}
     p, grads = steps(2, shape)
     ref = CAME([p.copy()], **h)
-    R, C, Rr, Cr = (np.zeros(shape[:-1]), np.zeros(shape[-1:])) * 2
+    factors = residual = (np.zeros(shape[:-1]), np.zeros(shape[-1:]))
     m, v = np.zeros(shape), np.zeros(shape)
     for t, g in enumerate(grads, start=1):
         sq = g * g + h["eps"][0]
-        env = {s.g: g, s.p: p, s.m: m, s.v: v, **factor_values(R, C, sq, factored),
-               **({s.R_res: Rr[:, None], s.C_res: Cr[None, :]} if factored else {}),
-               s.eps1: h["eps"][0], s.eps2: h["eps"][1], s.clip_d: h["clip_threshold"], s.beta1: h["betas"][0],
-               s.beta2: h["betas"][1], s.beta3: h["betas"][2], s.wd: h["weight_decay"], s.lr: h["lr"]}
-
-        def residual_means(e, x):
-            r = np.broadcast_to(x, shape) + h["eps"][1]
-            e[s.res_row_mean], e[s.res_col_mean] = r.mean(-1)[:, None], r.mean(-2)[None, :]
-
-        hooks = {"R": lambda e, x: e.__setitem__(s.R_mean, float(np.mean(x))),
-                 "u": lambda e, x: e.__setitem__(s.rms_u, rms(np.broadcast_to(x, shape))),
-                 "res": residual_means,
-                 "res_R": lambda e, x: e.__setitem__(s.R_res_mean, float(np.mean(x)))}
-        out = evaluate(spec_came, {"factored": factored}, env, hooks)
+        env = {s.g: g, s.p: p, s.m: m, s.v: v, **factor_values(*factors, sq, factored),
+               **came_values(h, residual, factored), s.eps1: h["eps"][0], s.clip_d: h["clip_threshold"],
+               s.wd: h["weight_decay"], s.lr: h["lr"]}
+        out = evaluate(spec_came, {"factored": factored}, env, reductions(shape, came_hooks(shape, h["eps"][1])))
         ref.step([g])
-        p, m = np.broadcast_to(out["p"], shape), np.broadcast_to(out["m"], shape)
-        assert_close(ref.params[0], p, "spec.reference", f"p at t={t}")
-        assert_close(ref.state[0]["exp_avg"], m, "spec.reference", f"m at t={t}")
-        if factored:
-            R, C, Rr, Cr = out["R"][:, 0], out["C"][0, :], out["res_R"][:, 0], out["res_C"][0, :]
-            for key, x in (("exp_avg_sq_row", R), ("exp_avg_sq_col", C), ("exp_avg_res_row", Rr),
-                           ("exp_avg_res_col", Cr)):
-                assert_close(ref.state[0][key], x, "spec.reference", f"{key} at t={t}")
-        else:
-            v = out["v"]
-            assert_close(ref.state[0]["exp_avg_sq"], v, "spec.reference", f"v at t={t}")
+        p, m, factors, residual, v = check_came_states(ref, out, shape, t, factored, factors, residual, v)

@@ -10,7 +10,16 @@ import numpy as np
 import pytest
 
 from conformance.compare import assert_close
-from conformance.test_spec_adafactor import SHAPES, evaluate, factor_values, rms, steps
+from conformance.test_spec_adafactor import (
+    SHAPES,
+    came_hooks,
+    came_values,
+    check_came_states,
+    evaluate,
+    factor_values,
+    reductions,
+    steps,
+)
 from reference.automagic import Automagic, AutomagicCAME
 from reference.storage import StateStore
 from spec import automagic as spec_automagic
@@ -40,12 +49,6 @@ def check_mask(opt, out, shape, t):
     np.testing.assert_array_equal(polarity(opt, shape), q, err_msg=f"polarity at t={t}")
     assert np.any(L != MASK["lr"]) and np.all((L >= MASK["min_lr"]) & (L <= MASK["max_lr"]))
     return stored, q
-
-
-def reductions(shape, extra=None):
-    hooks = {"R": lambda e, x: e.__setitem__(s.R_mean, float(np.mean(x))),
-             "u": lambda e, x: e.__setitem__(s.rms_u, rms(np.broadcast_to(x, shape)))}
-    return {**hooks, **(extra or {})}
 
 
 @pytest.mark.parametrize("factored", [True, False], ids=["factored", "vector"])
@@ -80,33 +83,16 @@ def test_automagic_came_rule_matches_reference(factored):
     h = {**MASK, "betas": (0.7, 0.9, 0.95), "eps": (1e-20, 1e-8)}
     p, grads = steps(4, shape, n=4)
     ref = AutomagicCAME([p.copy()], **h)
-    R, C, Rr, Cr = (np.zeros(shape[:-1]), np.zeros(shape[-1:])) * 2
+    factors = residual = (np.zeros(shape[:-1]), np.zeros(shape[-1:]))
     m, v = np.zeros(shape), np.zeros(shape)
     L, q = np.full(shape, h["lr"]), np.zeros(shape)
     for t, g in enumerate(grads, start=1):
         sq = g * g + h["eps"][0]
-        env = {s.g: g, s.p: p, s.m: m, s.v: v, **factor_values(R, C, sq, factored), **mask_env(h, L, q),
-               **({s.R_res: Rr[:, None], s.C_res: Cr[None, :]} if factored else {}),
-               s.eps2: h["eps"][1], s.beta1: h["betas"][0], s.beta2: h["betas"][1], s.beta3: h["betas"][2]}
-
-        def residual_means(e, x):
-            r = np.broadcast_to(x, shape) + h["eps"][1]
-            e[s.res_row_mean], e[s.res_col_mean] = r.mean(-1)[:, None], r.mean(-2)[None, :]
-
-        extra = {"res": residual_means, "res_R": lambda e, x: e.__setitem__(s.R_res_mean, float(np.mean(x)))}
+        env = {s.g: g, s.p: p, s.m: m, s.v: v, **factor_values(*factors, sq, factored), **mask_env(h, L, q),
+               **came_values(h, residual, factored)}
         out = evaluate(spec_automagic_came, {"factored": factored, "first_step": t == 1}, env,
-                       reductions(shape, extra))
+                       reductions(shape, came_hooks(shape, h["eps"][1])))
         ref.step([g])
-        p, m = np.broadcast_to(out["p"], shape), np.broadcast_to(out["m"], shape)
-        assert_close(ref.params[0], p, "spec.reference", f"p at t={t}")
-        assert_close(ref.state[0]["exp_avg"], m, "spec.reference", f"m at t={t}")
-        if factored:
-            R, C, Rr, Cr = out["R"][:, 0], out["C"][0, :], out["res_R"][:, 0], out["res_C"][0, :]
-            for key, x in (("exp_avg_sq_row", R), ("exp_avg_sq_col", C), ("exp_avg_res_row", Rr),
-                           ("exp_avg_res_col", Cr)):
-                assert_close(ref.state[0][key], x, "spec.reference", f"{key} at t={t}")
-        else:
-            v = out["v"]
-            assert_close(ref.state[0]["exp_avg_sq"], v, "spec.reference", f"v at t={t}")
+        p, m, factors, residual, v = check_came_states(ref, out, shape, t, factored, factors, residual, v)
         L, q = check_mask(ref, out, shape, t)
         assert np.array_equal(q, (g > 0).astype(np.float64))  # the raw gradient's polarity

@@ -306,7 +306,7 @@ def accumulate_grads(
     if not isinstance(average, bool):
         raise TypeError(f"average={average!r}: expected True or False")
     scale = _check_scale(scale)
-    params = _trainable(params_or_model)
+    params = trainable(params_or_model)
     if mode == "fp32" and not HAS_GRAD_DTYPE and any(p.dtype in LOW_PRECISION for p in params):
         raise ValueError(
             f"mode='fp32': this torch ({torch.__version__}) has no Tensor.grad_dtype, so it cannot give a "
@@ -370,8 +370,8 @@ def _check_scale(scale: Any) -> float:
     return float(scale)
 
 
-def _trainable(params_or_model: Any) -> list[torch.Tensor]:
-    """The distinct tensors that require grad, in order."""
+def trainable(params_or_model: Any) -> list[torch.Tensor]:
+    """The distinct leaf tensors that require grad, in order (shared by fuse_backward)."""
     if isinstance(params_or_model, torch.nn.Module):
         items: list[Any] = list(params_or_model.parameters())
     elif isinstance(params_or_model, torch.Tensor):
@@ -402,5 +402,5 @@ def _trainable(params_or_model: Any) -> list[torch.Tensor]:
         seen.add(id(t))
         params.append(t)
     if not params:
-        raise ValueError("params_or_model: no tensor requires grad; there is nothing to accumulate")
+        raise ValueError("params_or_model: no tensor requires grad")
     return params

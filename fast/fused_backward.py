@@ -10,6 +10,8 @@ from typing import Any
 import torch
 from torch.utils.hooks import RemovableHandle
 
+from fast.accumulate import trainable
+
 CLIP_EPS = 1e-6  # added to a gradient's norm before dividing by it (torch's clip_grad_norm_ adds the same)
 
 
@@ -98,7 +100,8 @@ def fuse_backward(params_or_model: torch.nn.Module | Iterable[torch.Tensor], opt
       normal step, by the summation order (a few float64 ulps).
 
     Args:
-        params_or_model: a module (its parameters that require grad) or the parameters.
+        params_or_model: a module (its parameters that require grad), tensors or param groups
+            (each tensor hooked once).
         optimizer: an optimizer with ``step_parameter`` (every ``fast`` optimizer) holding them.
         max_grad_norm: clip each gradient to this L2 norm before its step; None: no clipping.
 
@@ -127,8 +130,5 @@ def fuse_backward(params_or_model: torch.nn.Module | Iterable[torch.Tensor], opt
     if kourkoutas is not None and any(len(m) > 1 for m in kourkoutas.members.values()):
         raise ValueError("fuse_backward: a Kourkoutas-beta layer_key_fn bucket holds several tensors; its gradient "
                          "norm needs all of them: use optimizer.step()")
-    source = params_or_model.parameters() if isinstance(params_or_model, torch.nn.Module) else params_or_model
-    params = [p for p in source if p.requires_grad]
-    if not params:
-        raise ValueError("fuse_backward: no parameter requires grad")
-    return FusedBackward(params, optimizer, float(max_grad_norm) if max_grad_norm is not None else None)
+    return FusedBackward(trainable(params_or_model), optimizer,
+                         float(max_grad_norm) if max_grad_norm is not None else None)

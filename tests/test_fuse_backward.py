@@ -103,10 +103,14 @@ def test_refusals_name_the_problem():
         fast.fuse_backward(model, torch.optim.SGD(model.parameters(), lr=0.1))
     with pytest.raises(ValueError, match="not in the optimizer"):
         fast.fuse_backward([torch.nn.Parameter(torch.zeros(3))], opt)
+    w = next(model.parameters())
+    fused = fast.fuse_backward([w, w], opt)  # hooked once: a tensor listed twice steps once
+    assert len(fused._handles) == 1
+    fused.remove()
     for bad in (0.0, -1.0, float("inf"), "1", True):
         with pytest.raises(ValueError, match="max_grad_norm"):
             fast.fuse_backward(model, opt, max_grad_norm=bad)
-    with pytest.raises(ValueError, match="no parameter requires grad"):
+    with pytest.raises(ValueError, match="no tensor requires grad"):
         fast.fuse_backward([torch.zeros(2)], opt)
     bucketed = fast.AdamW(model.parameters(), kourkoutas_beta=True, layer_key_fn=lambda p: p.dim(),
                           compiled_optimizer=False)
