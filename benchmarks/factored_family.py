@@ -30,7 +30,6 @@ import glob
 import importlib
 import importlib.util
 import io
-import json
 import math
 import os
 import re
@@ -47,7 +46,19 @@ from typing import Any
 
 import benchutil as bu
 import torch
-from family import THREADS_NOTE, WARMUP, WD, Extra, _ok, _q, timing_fields, warm_up
+from family import (
+    THREADS_NOTE,
+    WARMUP,
+    WD,
+    Extra,
+    _ok,
+    _q,
+    add_timing_arguments,
+    resolve_timing_arguments,
+    save_results,
+    timing_fields,
+    warm_up,
+)
 from step_time import Candidate, interleaved_rounds, model_tensors, plan
 from torch._dynamo.utils import counters
 
@@ -910,35 +921,13 @@ def findings(prof: dict[str, Any]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=None, help="most timed steps per row (45; 6 with --quick)")
-    parser.add_argument("--per-round", type=int, default=3, help="most consecutive steps per row per round")
-    parser.add_argument("--budget", type=float, default=None,
-                        help="seconds for the timed rounds (200; 10 with --quick): slow rows take fewer steps")
-    parser.add_argument("--quick", action="store_true", help="small model (7 x 256 wide), for a smoke test")
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (1: robust to other busy processes; 0: torch's default, all cores)")
+    add_timing_arguments(parser, "factored_family")
     parser.add_argument("--profile", action="store_true",
                         help="only profile one step of the fast rows (printed; with --out also written)")
     parser.add_argument("--no-profile", dest="with_profile", action="store_false",
                         help="skip the profile section of the full run")
-    parser.add_argument("--warm-cache", action="store_true",
-                        help="reuse the inductor cache (default: a fresh one, so compile time is cold; "
-                             "--quick always reuses it)")
-    parser.add_argument("--out", default=None,
-                        help="directory for factored_family.md / .json (benchmarks/results; a temp dir with --quick)")
     args = parser.parse_args()
-    if args.steps is None:
-        args.steps = 6 if args.quick else 45
-    if args.budget is None:
-        args.budget = 10.0 if args.quick else 200.0
-    args.warm_cache = args.warm_cache or args.quick
-    if args.out is None:
-        args.out = os.path.join(tempfile.gettempdir(), "advopt-bench-quick") if args.quick else str(bu.RESULTS)
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        parser.error("--device cuda requested but torch.cuda.is_available() is False")
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    resolve_timing_arguments(parser, args)
     t0 = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="advopt-bench-factored-"))
     try:
@@ -959,12 +948,8 @@ def main() -> None:
     print(bu.text_table(*table(result)))
     print(bu.text_table(*targets(result)))
     print(f"runtime {result['runtime_s']:.0f} s")
-    os.makedirs(args.out, exist_ok=True)
-    md, js = os.path.join(args.out, "factored_family.md"), os.path.join(args.out, "factored_family.json")
-    write_markdown(result, md, profile_markdown(result["profile"]) if "profile" in result else [])
-    with open(js, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=1, default=str)
-    print(f"wrote {md} and {js}")
+    profiled = profile_markdown(result["profile"]) if "profile" in result else []
+    save_results(result, args.out, "factored_family", lambda r, md: write_markdown(r, md, profiled))
 
 
 if __name__ == "__main__":

@@ -383,8 +383,8 @@ def write_markdown(result: dict[str, Any], path: str) -> None:
     bu.write_report(path, lines, result["machine"])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_timing_arguments(parser: argparse.ArgumentParser, results: str) -> None:
+    """The command line family.py and factored_family.py share; ``results``: the output files' stem."""
     parser.add_argument("--steps", type=int, default=None, help="most timed steps per row (45; 6 with --quick)")
     parser.add_argument("--per-round", type=int, default=3, help="most consecutive steps per row per round")
     parser.add_argument("--budget", type=float, default=None,
@@ -393,16 +393,15 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (1: robust to other busy processes; 0: torch's default, all cores)")
-    parser.add_argument("--no-adv-compiled", dest="adv_compiled", action="store_false",
-                        help="skip the adv compiled_optimizer=True rows")
-    parser.add_argument("--adv223-wheel", default=None,
-                        help=f"path of {V223_WHEEL} (default: pip download into a temporary cache)")
     parser.add_argument("--warm-cache", action="store_true",
                         help="reuse the inductor cache (default: a fresh one, so compile time is cold; "
                              "--quick always reuses it, so that a repeated smoke test takes well under a minute)")
     parser.add_argument("--out", default=None,
-                        help="directory for family.md / .json (benchmarks/results; a temp dir with --quick)")
-    args = parser.parse_args()
+                        help=f"directory for {results}.md / .json (benchmarks/results; a temp dir with --quick)")
+
+
+def resolve_timing_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Fill the --quick-dependent defaults, check the device, set torch's threads."""
     if args.steps is None:
         args.steps = 6 if args.quick else 45
     if args.budget is None:
@@ -412,9 +411,29 @@ def main() -> None:
         args.out = os.path.join(tempfile.gettempdir(), "advopt-bench-quick") if args.quick else str(bu.RESULTS)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda requested but torch.cuda.is_available() is False")
-
     if args.threads > 0:  # before any compile: inductor builds its CPU kernels for the current thread count
         torch.set_num_threads(args.threads)
+
+
+def save_results(result: dict[str, Any], out: str, stem: str, write: Any) -> None:
+    """``write(result, path)`` the Markdown page and dump the json beside it."""
+    os.makedirs(out, exist_ok=True)
+    md, js = os.path.join(out, f"{stem}.md"), os.path.join(out, f"{stem}.json")
+    write(result, md)
+    with open(js, "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=1, default=str)
+    print(f"wrote {md} and {js}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_timing_arguments(parser, "family")
+    parser.add_argument("--no-adv-compiled", dest="adv_compiled", action="store_false",
+                        help="skip the adv compiled_optimizer=True rows")
+    parser.add_argument("--adv223-wheel", default=None,
+                        help=f"path of {V223_WHEEL} (default: pip download into a temporary cache)")
+    args = parser.parse_args()
+    resolve_timing_arguments(parser, args)
     t0 = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="advopt-bench-family-"))
     if not args.warm_cache:
@@ -429,12 +448,7 @@ def main() -> None:
     print()
     print(bu.text_table(*table(result)))
     print(f"runtime {result['runtime_s']:.0f} s")
-    os.makedirs(args.out, exist_ok=True)
-    md, js = os.path.join(args.out, "family.md"), os.path.join(args.out, "family.json")
-    write_markdown(result, md)
-    with open(js, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=1, default=str)
-    print(f"wrote {md} and {js}")
+    save_results(result, args.out, "family", write_markdown)
 
 
 if __name__ == "__main__":
